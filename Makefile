@@ -1,0 +1,48 @@
+# The course in two commands:
+#   make course   build the environment, execute the solution notebooks, write build/course/REPORT.md
+#   make test     build the environment, run the whole test suite (unit and notebook tests)
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.coursekit-installed
+
+.PHONY: help setup course test notebooks datasets clean clean-cache
+
+help:
+	@echo "make course      execute the solution notebooks, write build/course/REPORT.md and report.json"
+	@echo "make test        run the whole test suite (unit tests and notebooks)"
+	@echo "make notebooks   regenerate the student notebooks in notebooks/ from solutions/"
+	@echo "make datasets    list the datasets and whether they are present"
+	@echo "make clean       remove build/ (keeps .venv and the caches)"
+	@echo "make clean-cache remove the feature cache and the built embedded dataset"
+
+# One pip call installs the package with torch and torchvision, so pip picks a matching pair.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+	@$(PY) -m coursekit dataset embedded
+
+course: setup
+	$(PY) -m coursekit course
+
+# pytest's exit code 5 means it collected no test at all: that is a broken suite, never a pass.
+test: setup
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (is tests/ there?)" >&2; exit 1; fi; \
+	exit $$rc
+
+notebooks: $(STAMP)
+	$(PY) -m coursekit notebooks
+
+datasets: $(STAMP)
+	@$(PY) -m coursekit datasets
+
+clean:
+	rm -rf build
+
+clean-cache: $(STAMP)
+	@$(PY) -c "from coursekit.cache import cache_root; import shutil; r = cache_root(); print('removing', r); shutil.rmtree(r, ignore_errors=True)"

@@ -1,0 +1,160 @@
+"""``python -m coursekit``: the course's command line, thin over the modules.
+
+    python -m coursekit methods                       # the retrieval methods, one line each
+    python -m coursekit datasets                      # the datasets and whether they are here
+    python -m coursekit dataset embedded              # load (or build) one and describe it
+    python -m coursekit evaluate --dataset embedded --method color_hist [--json]
+    python -m coursekit course                        # what `make course` runs
+    python -m coursekit notebooks [--check]           # student notebooks from solutions/
+    python -m coursekit grade PATH... [--json] [--csv FILE]
+
+Errors (an unknown name, a missing file, a bad argument) exit with code 2
+and one line that says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .datasets import DATASET_NAMES, DatasetError, data_root, describe_datasets, load_dataset
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2)."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _cmd_methods(args) -> int:
+    from .methods import describe_methods
+
+    for name, line in describe_methods().items():
+        print(f"{name:14s} {line}")
+    return 0
+
+
+def _cmd_datasets(args) -> int:
+    print(f"data root: {data_root()}  (set $COURSEKIT_DATA to change it)")
+    for name, line in describe_datasets().items():
+        if name in ("embedded", "folder"):
+            state = "built on first use" if name == "embedded" else "needs --root"
+        else:
+            try:
+                load_dataset(name)
+                state = "present"
+            except DatasetError:
+                state = f"absent: python data_scripts/get.py {name}"
+        print(f"{name:10s} {line}\n{'':10s} [{state}]")
+    return 0
+
+
+def _cmd_dataset(args) -> int:
+    ds = load_dataset(args.name, args.root)
+    print(ds)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .methods import evaluate_method
+
+    ds = load_dataset(args.dataset, args.root)
+    result = evaluate_method(args.method, ds, progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(len(k) for k in result)
+        for key, value in result.items():
+            print(f"{key:{width}s}  {value}")
+    return 0
+
+
+def _cmd_course(args) -> int:
+    from .course import run_course
+
+    return run_course(Path(args.out), datasets=args.dataset, notebooks=not args.no_notebooks,
+                      timeout=args.timeout)
+
+
+def _cmd_notebooks(args) -> int:
+    from .studentify import generate, is_up_to_date
+
+    solutions, notebooks = Path(args.solutions), Path(args.notebooks)
+    if args.check:
+        if is_up_to_date(solutions, notebooks):
+            print(f"{notebooks}/ is up to date with {solutions}/")
+            return 0
+        print(f"{notebooks}/ is out of date: run `make notebooks`", file=sys.stderr)
+        return 1
+    for path in generate(solutions, notebooks):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m coursekit``."""
+    from .methods import METHODS
+
+    parser = _Parser(prog="python -m coursekit", description="The image retrieval course's tools.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("methods", help="list the retrieval methods").set_defaults(func=_cmd_methods)
+    sub.add_parser("datasets", help="list the datasets and whether they are present").set_defaults(
+        func=_cmd_datasets)
+
+    p = sub.add_parser("dataset", help="load (or build) a dataset and describe it")
+    p.add_argument("name", choices=DATASET_NAMES)
+    p.add_argument("--root", help="the dataset's folder (default: under $COURSEKIT_DATA)")
+    p.set_defaults(func=_cmd_dataset)
+
+    p = sub.add_parser("evaluate", help="run a method end to end on a dataset and measure it")
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--root", help="the dataset's folder (default: under $COURSEKIT_DATA)")
+    p.add_argument("--method", required=True, choices=sorted(METHODS))
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("course", help="execute the solution notebooks and write the course report")
+    p.add_argument("--out", default="build/course", help="output folder (default: build/course)")
+    p.add_argument("--dataset", action="append", choices=[n for n in DATASET_NAMES if n != "folder"],
+                   help="datasets for the report (repeatable; default: embedded and every one present)")
+    p.add_argument("--no-notebooks", action="store_true", help="only the report, no notebook execution")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
+    p.set_defaults(func=_cmd_course)
+
+    p = sub.add_parser("notebooks", help="generate the student notebooks from the solutions")
+    p.add_argument("--solutions", default="solutions")
+    p.add_argument("--notebooks", default="notebooks")
+    p.add_argument("--check", action="store_true", help="exit 1 if notebooks/ is out of date")
+    p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("grade", help="grade notebooks or folders of submissions", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda a: _grade(a.rest))
+    return parser
+
+
+def _grade(argv: list[str]) -> int:
+    from .grading import main as grading_main
+
+    return grading_main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grade"]:  # the grader has its own parser (and its own --help)
+        return _grade(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DatasetError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE

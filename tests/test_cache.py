@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from coursekit.cache import cached_arrays, files_fingerprint, key_digest
+
+
+def test_key_digest_is_order_free_and_sensitive():
+    assert key_digest({"a": 1, "b": [1, 2]}) == key_digest({"b": [1, 2], "a": 1})
+    assert key_digest({"a": 1}) != key_digest({"a": 2})
+
+
+def test_cached_arrays_computes_once_and_reports_saved_time(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"X": np.arange(6, dtype=np.float32).reshape(2, 3)}
+
+    first, saved = cached_arrays("features", {"m": 1}, compute, root=tmp_path)
+    assert saved == 0.0
+    second, saved = cached_arrays("features", {"m": 1}, compute, root=tmp_path)
+    assert len(calls) == 1 and saved >= 0.0
+    np.testing.assert_array_equal(first["X"], second["X"])
+    assert set(second) == {"X"}
+    cached_arrays("features", {"m": 2}, compute, root=tmp_path)  # another key: computed again
+    assert len(calls) == 2
+    cached_arrays("features", {"m": 1}, compute, root=tmp_path, refresh=True)
+    assert len(calls) == 3
+    assert len(list((tmp_path / "features").glob("*.json"))) == 2  # says what produced each entry
+
+
+def test_corrupt_entry_is_recomputed(tmp_path):
+    compute = lambda: {"X": np.ones(3)}  # noqa: E731
+    cached_arrays("f", {"k": 1}, compute, root=tmp_path)
+    (entry,) = (tmp_path / "f").glob("*.npz")
+    entry.write_bytes(b"not a zip")
+    with pytest.warns(UserWarning, match="unreadable"):
+        arrays, _ = cached_arrays("f", {"k": 1}, compute, root=tmp_path)
+    np.testing.assert_array_equal(arrays["X"], np.ones(3))
+
+
+def test_files_fingerprint_changes_with_content(tmp_path):
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    a.write_bytes(b"1")
+    b.write_bytes(b"2")
+    before = files_fingerprint([a, b])
+    assert files_fingerprint([b, a]) != before  # order is part of the dataset
+    b.write_bytes(b"22")
+    assert files_fingerprint([a, b]) != before

@@ -1,0 +1,116 @@
+"""The command line, end to end, on tiny datasets made in temporary folders."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from coursekit.cli import main
+
+# Colours in the middle of HSV bins (8 x 8 x 8), so JPEG noise keeps them in place.
+RED, GREEN, BLUE = (200, 30, 30), (30, 200, 30), (30, 30, 200)
+
+
+def _image(colours_and_fractions, size=64):
+    """A (size, size) image made of vertical bands of the given colours."""
+    a = np.zeros((size, size, 3), np.uint8)
+    start = 0
+    for colour, fraction in colours_and_fractions:
+        stop = start + int(round(fraction * size))
+        a[:, start:stop] = colour
+        start = stop
+    return Image.fromarray(a)
+
+
+@pytest.fixture()
+def ukbench(tmp_path, monkeypatch):
+    """12 images in 3 groups; image 4 (group 1, green) is 60% red and 40% green.
+
+    With the Hellinger kernel, image 4 is nearer the red group (sqrt .6) than
+    its own (sqrt .4): its top 4 is itself and three reds (N-S 1); every other
+    query finds its whole group (N-S 4). Expected N-S = (11 * 4 + 1) / 12.
+    """
+    root = tmp_path / "ukbench" / "full"
+    root.mkdir(parents=True)
+    colours = [RED] * 4 + [GREEN] * 4 + [BLUE] * 4
+    for i, colour in enumerate(colours):
+        img = _image([(RED, 0.6), (GREEN, 0.4)]) if i == 4 else _image([(colour, 1.0)])
+        img.save(root / f"ukbench{i:05d}.jpg", quality=95)
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    return root.parent
+
+
+def test_evaluate_ukbench_ns_score(ukbench, capsys):
+    assert main(["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dataset"] == "ukbench" and out["method"] == "color_hist"
+    assert out["n_db"] == 12 and out["n_queries"] == 12
+    assert out["ns_score"] == pytest.approx((11 * 4 + 1) / 12, abs=1e-4)
+    for key in ("map", "mp@10", "seconds"):
+        assert key in out
+    # image 4's own group (3 other greens) comes after itself and 4 reds: ranks 5, 6, 7 (junk: itself)
+    assert out["map"] < 1.0
+
+
+def test_evaluate_uses_the_cache(ukbench, capsys, tmp_path):
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist", "--json"]
+    main(args)
+    first = json.loads(capsys.readouterr().out)
+    entries = list((tmp_path / "cache" / "features").glob("*.npz"))
+    assert len(entries) == 1
+    mtime = entries[0].stat().st_mtime_ns
+    main(args)
+    second = json.loads(capsys.readouterr().out)
+    assert entries[0].stat().st_mtime_ns == mtime  # reused, not rewritten
+    assert second["ns_score"] == first["ns_score"]
+
+
+def test_table_output(ukbench, capsys):
+    assert main(["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist"]) == 0
+    out = capsys.readouterr().out
+    assert "ns_score" in out and "color_hist" in out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["evaluate", "--dataset", "nope", "--method", "color_hist"], "invalid choice: 'nope'"),
+    (["evaluate", "--dataset", "ukbench", "--method", "nope"], "invalid choice: 'nope'"),
+    (["evaluate", "--dataset", "ukbench"], "--method"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_one_line(args, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_missing_dataset_exit_2_names_the_fix(tmp_path, capsys):
+    code = main(["evaluate", "--dataset", "ukbench", "--root", str(tmp_path / "nowhere"), "--method", "color_hist"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "nowhere" in err and "data_scripts/get.py ukbench" in err and len(err.splitlines()) == 1
+
+
+def test_methods_lists_color_hist(capsys):
+    assert main(["methods"]) == 0
+    assert "color_hist" in capsys.readouterr().out
+
+
+def test_course_report(ukbench, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_DATA", str(ukbench.parent))
+    out = tmp_path / "course"
+    assert main(["course", "--no-notebooks", "--dataset", "ukbench", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    (row,) = report["results"]
+    assert row["method"] == "color_hist" and row["ns_score"] == pytest.approx(45 / 12, abs=1e-4)
+    md = (out / "REPORT.md").read_text()
+    assert "## ukbench" in md and "| color_hist |" in md and "N-S" in md
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "coursekit", "methods"], capture_output=True, text=True)
+    assert result.returncode == 0 and "color_hist" in result.stdout
