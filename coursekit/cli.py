@@ -82,18 +82,9 @@ def _cmd_course(args) -> int:
 
 
 def _cmd_notebooks(args) -> int:
-    from .studentify import generate, is_up_to_date
+    from .studentify import main as studentify_main
 
-    solutions, notebooks = Path(args.solutions), Path(args.notebooks)
-    if args.check:
-        if is_up_to_date(solutions, notebooks):
-            print(f"{notebooks}/ is up to date with {solutions}/")
-            return 0
-        print(f"{notebooks}/ is out of date: run `make notebooks`", file=sys.stderr)
-        return 1
-    for path in generate(solutions, notebooks):
-        print(f"wrote {path}")
-    return 0
+    return studentify_main((["--check"] if args.check else []) + (["--force"] if args.force else []))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,10 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
     p.set_defaults(func=_cmd_course)
 
-    p = sub.add_parser("notebooks", help="generate the student notebooks from the solutions")
-    p.add_argument("--solutions", default="solutions")
-    p.add_argument("--notebooks", default="notebooks")
-    p.add_argument("--check", action="store_true", help="exit 1 if notebooks/ is out of date")
+    p = sub.add_parser("notebooks", help="generate the student notebooks (notebooks/) from solutions/")
+    p.add_argument("--check", action="store_true", help="exit 1 if notebooks/ is out of date, write nothing")
+    p.add_argument("--force", action="store_true", help="overwrite student notebooks that have outputs")
     p.set_defaults(func=_cmd_notebooks)
 
     p = sub.add_parser("grade", help="grade notebooks or folders of submissions", add_help=False)

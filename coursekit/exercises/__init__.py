@@ -1,0 +1,70 @@
+"""The course's autograded exercises: every exercise, its points and its check.
+
+:data:`EXERCISES` is the one place where exercises and their points are
+declared: notebook id -> list of :class:`Exercise`. A notebook says which
+list is its own with its metadata ``{"coursekit": {"notebook": "00"}}``; a
+notebook without it is known by its file name (``00_retrieval.ipynb`` -> "00").
+
+In a notebook, students call the checks directly::
+
+    from coursekit.exercises.ex00 import check_average_precision
+    check_average_precision(average_precision)
+
+and ``python -m coursekit grade`` (:mod:`coursekit.grading`) runs the same
+checks on submissions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import ex00
+from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
+
+__all__ = [
+    "EXERCISES", "Exercise", "CheckFailed", "NotDone", "Checker", "call_student", "compare",
+    "exercise", "notebook_id", "exercises_for",
+]
+
+EXERCISES: dict[str, list[Exercise]] = {
+    "00": [
+        Exercise("0.1", "precision at k", "precision_at_k", 1, ex00.check_precision_at_k),
+        Exercise("0.2", "recall at k", "recall_at_k", 1, ex00.check_recall_at_k),
+        Exercise("0.3", "average precision", "average_precision", 2, ex00.check_average_precision),
+        Exercise("0.4", "mean average precision with junk", "mean_average_precision", 2,
+                 ex00.check_mean_average_precision),
+    ],
+}
+
+
+def exercise(ex_id: str) -> Exercise:
+    """The exercise with this id ("0.3")."""
+    for exercises in EXERCISES.values():
+        for ex in exercises:
+            if ex.id == ex_id:
+                return ex
+    raise KeyError(f"no exercise {ex_id!r}")
+
+
+_PREFIX = re.compile(r"^(\d\d)(?:[_\-. ]|$)")
+
+
+def notebook_id(metadata: Mapping | None = None, path: str | Path | None = None) -> str | None:
+    """The notebook id ("00") from its metadata ``coursekit.notebook``, else
+    from its file name prefix ``00_``; ``None`` when neither says."""
+    meta = (metadata or {}).get("coursekit") or {}
+    if isinstance(meta, Mapping) and meta.get("notebook") is not None:
+        return str(meta["notebook"])
+    if path is not None:
+        m = _PREFIX.match(Path(path).name)
+        if m:
+            return m.group(1)
+    return None
+
+
+def exercises_for(metadata: Mapping | None = None, path: str | Path | None = None) -> list[Exercise]:
+    """The exercises of a notebook (an empty list for a notebook without any)."""
+    nb_id = notebook_id(metadata, path)
+    return list(EXERCISES.get(nb_id, [])) if nb_id is not None else []

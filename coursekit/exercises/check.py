@@ -1,0 +1,363 @@
+"""The check framework: run a student's function safely and say, in one line, what went wrong.
+
+Every exercise of the course has one check, ``check_<name>(student_function)``,
+built from the helpers here:
+
+>>> c = Checker(exercise)                      # an :class:`Exercise`
+>>> got = c.call(student_fn, labels=labels, k=3)           # positional call, named in messages
+>>> c.compare(got, reference(labels, 3), atol=1e-6)        # shape, dtype, NaN, values
+>>> return c.passed()                          # prints "✔ Exercise 0.1 (...): passed 12 cases."
+
+:meth:`Checker.call` survives what students write: it passes copies of the
+inputs and fails when the function changed them, turns ``NotImplementedError``
+into :class:`NotDone`, any other exception into :class:`CheckFailed` naming
+the exception and the input, and stops a function that runs longer than a
+time limit (``SIGALRM`` in the main thread, where Jupyter runs cells; a
+watchdog thread elsewhere).
+
+A failed check raises :class:`CheckFailed`, an ``AssertionError`` that
+IPython shows as its one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import numbers
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "CheckFailed", "NotDone", "Exercise", "Checker", "call_student", "compare", "describe",
+    "CALL_TIMEOUT",
+]
+
+#: Seconds one call of a student's function may take before the check fails.
+CALL_TIMEOUT = 10.0
+
+
+class CheckFailed(AssertionError):
+    """A check failed. Jupyter shows only the message, one line, no traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of formatting a traceback.
+        return [f"\x1b[31m{self}\x1b[0m"]
+
+
+class NotDone(CheckFailed):
+    """The student's function still raises ``NotImplementedError``."""
+
+
+class _TimeLimit(BaseException):
+    # BaseException, so that a student's `except Exception:` cannot swallow it.
+    pass
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One autograded exercise.
+
+    ``id`` is "0.2", ``title`` a few words ("recall at k"), ``function`` the
+    name the student defines in the notebook, ``points`` what it is worth
+    (declared only here), ``check`` the callable ``check(student_function)``.
+    """
+
+    id: str
+    title: str
+    function: str
+    points: float
+    check: Callable[..., bool]
+
+    @property
+    def label(self) -> str:
+        return f"Exercise {self.id} ({self.title})"
+
+
+# --------------------------------------------------------------------------- describing inputs
+
+def _short_array(a: np.ndarray, limit: int = 10) -> str:
+    flat = a.reshape(-1)
+    if a.dtype == bool:
+        limit = max(limit, 16)
+        items = ["T" if v else "F" for v in flat[:limit]]
+    elif a.dtype.kind == "f":
+        items = [f"{v:.4g}" for v in flat[:limit]]
+    else:
+        items = [str(v) for v in flat[:limit]]
+    more = " ..." if flat.size > limit else ""
+    body = "[" + " ".join(items) + more + "]"
+    if a.ndim != 1:
+        body = f"array of shape {a.shape}, {a.dtype}: {body}"
+    return body
+
+
+def describe(value: Any, limit: int = 10) -> str:
+    """A short, readable description of an input or a result, for messages."""
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return describe(value.item())
+        return _short_array(value, limit)
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return f"{float(value):.4g}"
+    if isinstance(value, (list, tuple)):
+        if value and all(dataclasses.is_dataclass(v) for v in value):
+            return f"[{len(value)} {type(value[0]).__name__}]"
+        inner = ", ".join(describe(v, limit) for v in value[:limit])
+        more = ", ..." if len(value) > limit else ""
+        return ("[" + inner + more + "]") if isinstance(value, list) else ("(" + inner + more + ")")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ", ".join(f"{f.name}={describe(getattr(value, f.name), 6)}" for f in dataclasses.fields(value))
+        return f"{type(value).__name__}({fields})"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _call_text(name: str, args: dict[str, Any]) -> str:
+    return f"{name}(" + ", ".join(f"{k}={describe(v)}" for k, v in args.items()) + ")"
+
+
+# --------------------------------------------------------------------------- mutation
+
+def _same(a: Any, b: Any) -> bool:
+    """Deep equality for the kinds of inputs checks pass (arrays, lists, dataclasses)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        return type(a) is type(b) and all(
+            _same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
+    try:
+        return bool(a == b) or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    except Exception:
+        return a is b
+
+
+# --------------------------------------------------------------------------- time limit
+
+@contextmanager
+def _alarm(seconds: float):
+    """Raise :class:`_TimeLimit` in the main thread after ``seconds``."""
+    def on_alarm(signum, frame):
+        raise _TimeLimit()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _run_with_time_limit(fn: Callable, args: tuple, seconds: float | None):
+    """``fn(*args)``, raising :class:`_TimeLimit` when it takes longer than ``seconds``."""
+    if not seconds:
+        return fn(*args)
+    if hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread():
+        with _alarm(seconds):
+            return fn(*args)
+    # Not the main thread (or no SIGALRM): a daemon thread, abandoned if it runs too long.
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["result"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed back to the caller
+            box["error"] = e
+
+    worker = threading.Thread(target=target, daemon=True, name="coursekit-check")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _TimeLimit()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+# --------------------------------------------------------------------------- calling and comparing
+
+def _label_of(exercise: Exercise | str) -> str:
+    return exercise.label if isinstance(exercise, Exercise) else str(exercise)
+
+
+def call_student(
+    exercise: Exercise | str,
+    fn: Callable,
+    args: dict[str, Any],
+    *,
+    timeout: float | None = CALL_TIMEOUT,
+    allow_mutation: bool = False,
+) -> Any:
+    """Call ``fn`` with copies of ``args`` (positionally, in order) and return what it returns.
+
+    ``args`` maps parameter names to values; the names only appear in
+    messages, so students may name their parameters as they like.
+    Raises :class:`NotDone` for ``NotImplementedError`` and :class:`CheckFailed`
+    for any other exception, a time-out, or changed inputs.
+    """
+    label = _label_of(exercise)
+    name = getattr(fn, "__name__", "your function")
+    if not callable(fn):
+        raise CheckFailed(f"{label}: expected a function, got {describe(fn)} ({type(fn).__name__})")
+    pristine = {k: copy.deepcopy(v) for k, v in args.items()}
+    given = {k: copy.deepcopy(v) for k, v in args.items()}
+    call = _call_text(name, pristine)
+    try:
+        result = _run_with_time_limit(fn, tuple(given.values()), timeout)
+    except NotImplementedError:
+        raise NotDone(
+            f"{label}: not done yet — replace the `raise NotImplementedError` with your code."
+        ) from None
+    except _TimeLimit:
+        raise CheckFailed(
+            f"{label}: {call} did not finish within {timeout:g} s — is there an infinite loop?"
+        ) from None
+    except SystemExit:
+        raise CheckFailed(f"{label}: {call} called exit(); return a value instead") from None
+    except RecursionError:
+        raise CheckFailed(f"{label}: {call} raised RecursionError (maximum recursion depth exceeded)") from None
+    except Exception as e:  # noqa: BLE001 - any student error becomes one line
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if len(message) > 200:
+            message = message[:197] + "..."
+        what = f"{type(e).__name__}: {message}" if message else type(e).__name__
+        raise CheckFailed(f"{label}: {call} raised {what}") from None
+    if not allow_mutation:
+        for k in args:
+            if not _same(given[k], pristine[k]):
+                raise CheckFailed(
+                    f"{label}: {call} changed its input `{k}`; leave the inputs as they are "
+                    f"(work on a copy, e.g. `{k} = {k}.copy()`)."
+                )
+    return result
+
+
+def _is_number(x: Any) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.ndim == 0 and x.dtype.kind in "iuf"
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def compare(
+    exercise: Exercise | str,
+    got: Any,
+    expected: Any,
+    *,
+    call: str = "",
+    atol: float = 1e-6,
+    rtol: float = 1e-6,
+    dtype: Any = None,
+) -> None:
+    """Fail with one line unless ``got`` matches ``expected``.
+
+    A scalar ``expected`` wants a real number (Python or NumPy, or a 0-d
+    array); an array wants the same shape, the same kind of dtype (float,
+    integer, bool; exactly ``dtype`` when given) and values within
+    ``atol + rtol * |expected|``. NaN where none is expected is reported as such.
+    ``call`` (e.g. ``"average_precision(labels=[T F ...], n_relevant=6)"``)
+    starts the message.
+    """
+    where = f"{_label_of(exercise)}: {call}" if call else _label_of(exercise)
+    if got is None and expected is not None:
+        raise CheckFailed(f"{where} returned None — did you forget `return`?")
+
+    if not isinstance(expected, np.ndarray) or expected.ndim == 0:
+        exp = float(expected)
+        if not _is_number(got):
+            if isinstance(got, np.ndarray):
+                raise CheckFailed(f"{where}: expected a single number, got an array of shape {got.shape}")
+            raise CheckFailed(f"{where}: expected a number, got {describe(got)} ({type(got).__name__})")
+        g = float(got)
+        if math.isnan(g) and not math.isnan(exp):
+            raise CheckFailed(f"{where}: expected {exp:.4g}, got nan")
+        if not math.isclose(g, exp, rel_tol=rtol, abs_tol=atol) and not (math.isnan(g) and math.isnan(exp)):
+            e_txt, g_txt = f"{exp:.4g}", f"{g:.4g}"
+            if e_txt == g_txt:
+                e_txt, g_txt = repr(exp), repr(g)
+            raise CheckFailed(f"{where}: expected {e_txt}, got {g_txt}")
+        return
+
+    if not isinstance(got, np.ndarray):
+        if isinstance(got, (list, tuple)):
+            raise CheckFailed(f"{where}: expected a NumPy array, got a {type(got).__name__} "
+                              f"(wrap it in np.asarray)")
+        raise CheckFailed(f"{where}: expected an array of shape {expected.shape}, "
+                          f"got {describe(got)} ({type(got).__name__})")
+    if got.shape != expected.shape:
+        raise CheckFailed(f"{where}: expected shape {expected.shape}, got shape {got.shape}")
+    if dtype is not None:
+        if got.dtype != np.dtype(dtype):
+            raise CheckFailed(f"{where}: expected dtype {np.dtype(dtype)}, got {got.dtype}")
+    else:
+        kinds = {"f": "float", "i": "integer", "u": "integer", "b": "bool", "c": "complex"}
+        ek, gk = kinds.get(expected.dtype.kind, expected.dtype.kind), kinds.get(got.dtype.kind, got.dtype.kind)
+        if ek != gk:
+            raise CheckFailed(f"{where}: expected a {ek} array ({expected.dtype}), got {got.dtype}")
+    if got.dtype.kind in "fc":
+        bad_nan = np.isnan(got) & ~np.isnan(expected) if expected.dtype.kind in "fc" else np.isnan(got)
+        if bad_nan.any():
+            i = tuple(int(j) for j in np.argwhere(bad_nan)[0])
+            raise CheckFailed(f"{where}: got nan at index {i} (expected {describe(expected[i])})")
+    if expected.dtype.kind in "fc":
+        ok = np.isclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
+    else:
+        ok = got == expected
+    if not np.all(ok):
+        i = tuple(int(j) for j in np.argwhere(~ok)[0])
+        n_bad = int((~ok).sum())
+        raise CheckFailed(
+            f"{where}: at index {i} expected {describe(expected[i])}, got {describe(got[i])} "
+            f"({n_bad} of {ok.size} values differ)"
+        )
+
+
+class Checker:
+    """The state of one check: the exercise, the number of cases passed.
+
+    >>> c = Checker(ex)
+    >>> c.case(student_fn, reference, labels=l, k=3)   # call both, compare
+    >>> return c.passed()
+    """
+
+    def __init__(self, exercise: Exercise, *, timeout: float | None = None, quiet: bool = False):
+        self.exercise = exercise
+        self.timeout = CALL_TIMEOUT if timeout is None else timeout
+        self.quiet = quiet
+        self.cases = 0
+
+    def call(self, fn: Callable, **args: Any) -> Any:
+        return call_student(self.exercise, fn, args, timeout=self.timeout)
+
+    def case(self, fn: Callable, reference: Callable, *, atol: float = 1e-6, rtol: float = 1e-6,
+             dtype: Any = None, **args: Any) -> Any:
+        """One case: the reference on the inputs, the student on copies of them; compare."""
+        expected = reference(*copy.deepcopy(tuple(args.values())))
+        got = self.call(fn, **args)
+        name = getattr(fn, "__name__", self.exercise.function)
+        compare(self.exercise, got, expected, call=_call_text(name, args), atol=atol, rtol=rtol, dtype=dtype)
+        self.cases += 1
+        return got
+
+    def passed(self) -> None:
+        """Print the one line of success. Returns None, so a notebook cell shows only that line."""
+        if not self.quiet:
+            print(f"✔ {self.exercise.label}: passed {self.cases} cases.")
