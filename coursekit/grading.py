@@ -368,10 +368,11 @@ def execute_notebook(src: str | Path, dest: str | Path, timeout: float = 1800) -
                             kernel_manager_class=_kernel_manager_class(),
                             resources={"metadata": {"path": str(src.resolve().parent)}})
     error = None
-    with tempfile.TemporaryDirectory(prefix="coursekit-ipython-") as ipython_dir:
-        env = {**_kernel_env(), "IPYTHONDIR": ipython_dir}
+    with tempfile.TemporaryFile() as stderr, tempfile.TemporaryDirectory(prefix="coursekit-ipython-") as ipython_dir:
+        # figures inline, as in Jupyter (the grader's kernels draw nothing)
+        env = {**_kernel_env(), "IPYTHONDIR": ipython_dir, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
         try:
-            client.execute(env=env)
+            client.execute(env=env, stderr=stderr)
         except CellExecutionError as e:
             failing = next((i for i, c in enumerate(nb.cells) if c.get("cell_type") == "code" and any(
                 o.get("output_type") == "error" for o in c.get("outputs", []))), None)
