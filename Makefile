@@ -10,6 +10,7 @@ STAMP  := $(VENV)/.coursekit-installed
 .PHONY: help setup course test notebooks datasets clean clean-cache
 
 help:
+	@echo "make setup       create .venv, install the package, build the embedded dataset"
 	@echo "make course      execute the solution notebooks, write build/course/REPORT.md and report.json"
 	@echo "make test        run the whole test suite (unit tests and notebooks)"
 	@echo "make notebooks   regenerate the student notebooks in notebooks/ from solutions/"
