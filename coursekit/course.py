@@ -127,7 +127,8 @@ def write_report(out: Path, report: dict) -> None:
     if report["notebooks"]:
         lines += ["## Notebooks", "", "| notebook | status | time (s) |", "|---|---|---|"]
         for nb in report["notebooks"]:
-            lines.append(f"| {nb['notebook']} | {nb['status']} | {_fmt(nb['seconds'])} |")
+            seconds = "–" if nb["seconds"] is None else f"{nb['seconds']:.1f}"
+            lines.append(f"| {nb['notebook']} | {nb['status']} | {seconds} |")
         lines.append("")
     (out / "REPORT.md").write_text("\n".join(lines))
 
