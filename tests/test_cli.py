@@ -114,3 +114,35 @@ def test_course_report(ukbench, tmp_path, monkeypatch):
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "coursekit", "methods"], capture_output=True, text=True)
     assert result.returncode == 0 and "color_hist" in result.stdout
+
+
+def test_course_executes_only_changed_notebooks(tmp_path, monkeypatch):
+    import coursekit.grading
+    from coursekit.course import REPO, _execute_notebooks
+
+    calls = []
+
+    def fake_execute(src, dest, timeout):
+        calls.append(src.name)
+        dest.write_text("{}")
+        return None
+
+    monkeypatch.setattr(coursekit.grading, "execute_notebook", fake_execute)
+    n = len(list((REPO / "solutions").glob("[0-9][0-9]*.ipynb")))
+    first = _execute_notebooks(tmp_path, 60)
+    assert len(calls) == n and all(r["status"] == "ok" for r in first)
+    second = _execute_notebooks(tmp_path, 60)
+    assert len(calls) == n and all(r["status"] == "unchanged" for r in second)
+    monkeypatch.setenv("COURSEKIT_DATASET", "coil100")  # another dataset: run again
+    _execute_notebooks(tmp_path, 60)
+    assert len(calls) == 2 * n
+
+
+def test_course_records_a_failing_notebook(tmp_path, monkeypatch):
+    import coursekit.grading
+    from coursekit.course import _execute_notebooks
+
+    monkeypatch.setattr(coursekit.grading, "execute_notebook", lambda src, dest, timeout: "cell 3: ValueError: boom")
+    records = _execute_notebooks(tmp_path, 60)
+    assert records and all(r["status"] == "failed" and "boom" in r["error"] for r in records)
+    assert not list(tmp_path.glob(".*.stamp"))  # a failed run is never taken as done
