@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Dataset, DatasetError, data_root
-from .folder import _group_ground_truth, _image_files, _require_dir
+from .files import group_ground_truth, image_files, require_dir
 
 __all__ = ["load_coil100"]
 
@@ -53,10 +53,10 @@ def load_coil100(root: str | Path | None = None) -> Dataset:
     reader's business).
     """
     root = Path(root).expanduser() if root is not None else data_root() / FOLDER
-    _require_dir(root, NAME)
+    require_dir(root, NAME)
 
     views: dict[tuple[int, int], Path] = {}
-    for path in _image_files(root):
+    for path in image_files(root):
         m = _FILE.match(path.name)
         if m:
             views.setdefault((int(m.group(1)), int(m.group(2))), path)
@@ -99,7 +99,7 @@ def load_coil100(root: str | Path | None = None) -> Dataset:
         root=root,
         db=db,
         queries=[db[i] for i in q],
-        gnd=_group_ground_truth(db_obj, q),
+        gnd=group_ground_truth(db_obj, q),
         db_labels=db_obj,
         query_labels=db_obj[q],
         train=[paths[i] for i in train_idx],

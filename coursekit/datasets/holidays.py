@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Dataset, DatasetError, GroundTruth, data_root
-from .folder import _image_files, _require_dir
+from .base import Dataset, GroundTruth, data_root
+from .files import numbered_images, require_dir
 
 __all__ = ["load_holidays"]
 
@@ -42,25 +42,10 @@ def load_holidays(root: str | Path | None = None) -> Dataset:
     never opens them.
     """
     root = Path(root).expanduser() if root is not None else data_root() / FOLDER
-    _require_dir(root, NAME)
+    require_dir(root, NAME)
     where = root / "jpg" if (root / "jpg").is_dir() else root
 
-    by_number: dict[int, Path] = {}
-    for path in _image_files(where):
-        m = _FILE.match(path.name)
-        if not m:
-            continue
-        k = int(m.group(1))
-        if k in by_number:
-            raise DatasetError(
-                f"dataset '{NAME}': image {m.group(1)} is there twice: {by_number[k]} and {path}. "
-                f"Keep one copy of the images under {where}."
-            )
-        by_number[k] = path
-    if not by_number:
-        raise DatasetError(
-            f"dataset '{NAME}': no files named NNNNNN.jpg (6 digits, e.g. 100000.jpg) found under {where}."
-        )
+    by_number = numbered_images(where, _FILE, NAME, "NNNNNN.jpg (6 digits, e.g. 100000.jpg)")
     numbers = np.array(sorted(by_number), dtype=np.int64)
     db = [by_number[k] for k in numbers.tolist()]
     labels = numbers // 100

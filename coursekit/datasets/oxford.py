@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Dataset, DatasetError, GroundTruth, data_root, missing
-from .folder import _image_files, _require_dir
+from .files import image_files, require_dir
 
 __all__ = ["load_oxford5k", "load_paris6k", "load_roxford5k", "load_rparis6k", "PARIS_CORRUPTED"]
 
@@ -42,7 +42,7 @@ def _stem(name: str) -> str:
 def _image_index(folder: Path, name: str, skip: frozenset[str] = frozenset()) -> dict[str, Path]:
     """``{file stem: path}`` for every image under ``folder`` (sub-folders too)."""
     index: dict[str, Path] = {}
-    for path in _image_files(folder):
+    for path in image_files(folder):
         stem = path.stem
         if stem in skip:
             continue
@@ -76,8 +76,8 @@ def _read_list(path: Path, name: str) -> list[str]:
 
 def _load_original(root: Path | None, name: str, folder: str, skip: frozenset[str]) -> Dataset:
     root = Path(root).expanduser() if root is not None else data_root() / folder
-    _require_dir(root, name)
-    jpg = _require_dir(root / "jpg", name)
+    require_dir(root, name)
+    jpg = require_dir(root / "jpg", name)
     index = _image_index(jpg, name, skip)
     if not index:
         raise DatasetError(f"dataset '{name}': no .jpg images found under {jpg}.")
@@ -173,7 +173,7 @@ def load_paris6k(root: str | Path | None = None) -> Dataset:
 
 def _load_revisited(root: Path | None, name: str) -> Dataset:
     root = Path(root).expanduser() if root is not None else data_root() / name
-    _require_dir(root, name)
+    require_dir(root, name)
     pkl = root / f"gnd_{name}.pkl"
     if not pkl.is_file():
         raise missing(pkl, name)
@@ -191,7 +191,7 @@ def _load_revisited(root: Path | None, name: str) -> Dataset:
         raise DatasetError(
             f"dataset '{name}': {pkl} has {len(qimlist)} queries but {len(entries)} 'gnd' entries."
         )
-    jpg = _require_dir(root / "jpg", name)
+    jpg = require_dir(root / "jpg", name)
     index = _image_index(jpg, name)
 
     def paths(names: list[str]) -> list[Path]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Dataset, DatasetError, GroundTruth, data_root
-from .folder import _image_files, _require_dir
+from .files import numbered_images, require_dir
 
 __all__ = ["load_ukbench"]
 
@@ -39,24 +39,9 @@ def load_ukbench(root: str | Path | None = None) -> Dataset:
     - ``db_labels`` / ``query_labels``: the group.
     """
     root = Path(root).expanduser() if root is not None else data_root() / FOLDER
-    _require_dir(root, NAME)
+    require_dir(root, NAME)
 
-    by_index: dict[int, Path] = {}
-    for path in _image_files(root):
-        m = _FILE.match(path.name)
-        if not m:
-            continue
-        i = int(m.group(1))
-        if i in by_index:
-            raise DatasetError(
-                f"dataset '{NAME}': image {i} is there twice: {by_index[i]} and {path}. "
-                f"Keep one copy of the images under {root}."
-            )
-        by_index[i] = path
-    if not by_index:
-        raise DatasetError(
-            f"dataset '{NAME}': no files named ukbench00000.jpg, ukbench00001.jpg, ... found under {root}."
-        )
+    by_index = numbered_images(root, _FILE, NAME, "ukbench00000.jpg, ukbench00001.jpg, ...")
     idx = np.array(sorted(by_index), dtype=np.int64)
     n_expected = int(-(-(idx[-1] + 1) // GROUP) * GROUP)  # through the end of the last group
     if idx.size != n_expected:
