@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from .bow import assign
 
 __all__ = ["power_normalize", "l2_normalize", "intra_normalize", "vlad", "GMM", "fit_gmm",
-           "gmm_posteriors", "fisher_vector"]
+           "gmm_posteriors", "fisher_vector", "ASMKImage", "asmk_aggregate", "selectivity", "asmk_scores"]
 
 
 # --------------------------------------------------------------------------- normalisations
@@ -147,3 +147,60 @@ def fisher_vector(X: np.ndarray, gmm: GMM, improved: bool = True) -> np.ndarray:
     if improved:
         fv = l2_normalize(power_normalize(fv, 0.5))
     return fv
+
+
+# --------------------------------------------------------------------------- ASMK
+
+@dataclass
+class ASMKImage:
+    """An image for the aggregated selective match kernel: the words it
+    contains ``words (m,) int64`` (sorted) and, per word, the L2-normalised
+    sum of its descriptors' residuals ``V (m, D) float32``."""
+
+    words: np.ndarray
+    V: np.ndarray
+
+
+def asmk_aggregate(X: np.ndarray, C: np.ndarray, words: np.ndarray | None = None) -> ASMKImage:
+    """Aggregate an image's residuals per visual word, for ASMK.
+
+    ``V(X_c) = Phi(X_c) / ||Phi(X_c)||`` with ``Phi(X_c) = sum_{x in X_c} (x - c)``
+    (Tolias, Avrithis and Jegou, "To aggregate or not to aggregate: selective
+    match kernels for image search", ICCV 2013). ``X (T, D)``, ``C (K, D)``.
+    """
+    K, D = np.asarray(C).shape
+    V = vlad(X, C, words).reshape(K, D)
+    present = np.flatnonzero(np.abs(V).sum(axis=1) > 0)
+    return ASMKImage(present.astype(np.int64), l2_normalize(V[present]))
+
+
+def selectivity(u: np.ndarray, alpha: float = 3.0, tau: float = 0.0) -> np.ndarray:
+    """ASMK's selectivity ``sigma(u) = sign(u) |u|^alpha`` where ``u > tau``,
+    else 0: weak word matches are silenced, strong ones kept."""
+    return np.where(u > tau, np.sign(u) * np.abs(u) ** alpha, 0.0)
+
+
+def asmk_scores(query: ASMKImage, db: list[ASMKImage], alpha: float = 3.0, tau: float = 0.0) -> np.ndarray:
+    """ASMK similarity of a query to every database image: ``(N,) float32``.
+
+    ``K(X, Y) = gamma(X) gamma(Y) sum_{c in X and Y} sigma(V(X_c)^T V(Y_c))``
+    with ``gamma(X) = (sum_c sigma(V(X_c)^T V(X_c)))^(-1/2) = |words of X|^(-1/2)``.
+    Only words in both images count: an inverted-file join, vectorised over
+    all (query word, database entry) pairs.
+    """
+    words = np.concatenate([im.words for im in db])                         # (M,) every entry of the database
+    owner = np.repeat(np.arange(len(db)), [len(im.words) for im in db])
+    vecs = np.concatenate([im.V for im in db])
+    order = np.argsort(words, kind="stable")                                  # posting lists, word by word
+    words, owner, vecs = words[order], owner[order], vecs[order]
+    lo = np.searchsorted(words, query.words, side="left")
+    hi = np.searchsorted(words, query.words, side="right")
+    # all pairs (query word i, database entry j) with the same word:
+    #   for i: for j in range(lo[i], hi[i]): pairs.append((i, j))
+    n_pairs = hi - lo
+    qi = np.repeat(np.arange(len(query.words)), n_pairs)
+    dj = np.arange(n_pairs.sum()) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs) + np.repeat(lo, n_pairs)
+    s = selectivity(np.einsum("pd,pd->p", query.V[qi], vecs[dj]), alpha, tau)
+    scores = np.bincount(owner[dj], weights=s, minlength=len(db))
+    n_words = np.array([max(len(im.words), 1) for im in db], dtype=np.float64)
+    return (scores / np.sqrt(max(len(query.words), 1) * n_words)).astype(np.float32)

@@ -65,3 +65,25 @@ def test_improved_fisher_vector_is_unit_and_fit_is_seeded():
     fv = fisher_vector(X[:50], g1)
     assert fv.shape == (2 * 4 * 3,) and fv.dtype == np.float32
     assert np.linalg.norm(fv) == pytest.approx(1, rel=1e-5)
+
+
+def test_asmk_without_selectivity_is_the_intra_normalised_vlad_kernel():
+    """With sigma(u) = u on every word, ASMK sums V(X_c).V(Y_c): the dot product
+    of intra-normalised VLADs, divided by sqrt(|words X| |words Y|)."""
+    from coursekit.aggregation import asmk_aggregate, asmk_scores
+
+    rng = np.random.default_rng(5)
+    C = rng.normal(size=(16, 6)).astype(np.float32)
+    images = [rng.normal(size=(rng.integers(3, 30), 6)).astype(np.float32) for _ in range(12)]
+    agg = [asmk_aggregate(X, C) for X in images]
+    scores = asmk_scores(agg[0], agg, alpha=1.0, tau=-2.0)
+    V = np.stack([intra_normalize(vlad(X, C), 16) for X in images])
+    n = np.array([len(a.words) for a in agg])
+    np.testing.assert_allclose(scores, V @ V[0] / np.sqrt(n * n[0]), rtol=1e-4, atol=1e-6)
+    assert scores[0] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_asmk_selectivity_silences_weak_matches():
+    from coursekit.aggregation import selectivity
+
+    np.testing.assert_allclose(selectivity(np.array([-0.5, 0.0, 0.5, 1.0]), alpha=3, tau=0.0), [0, 0, 0.125, 1])
