@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from .bow import assign
 
 __all__ = ["power_normalize", "l2_normalize", "intra_normalize", "vlad", "GMM", "fit_gmm",
-           "gmm_posteriors", "fisher_vector", "ASMKImage", "asmk_aggregate", "selectivity", "asmk_scores"]
+           "gmm_posteriors", "fisher_vector", "dataset_gmm", "ASMKImage", "asmk_aggregate", "selectivity", "asmk_scores"]
 
 
 # --------------------------------------------------------------------------- normalisations
@@ -204,3 +204,29 @@ def asmk_scores(query: ASMKImage, db: list[ASMKImage], alpha: float = 3.0, tau: 
     scores = np.bincount(owner[dj], weights=s, minlength=len(db))
     n_words = np.array([max(len(im.words), 1) for im in db], dtype=np.float64)
     return (scores / np.sqrt(max(len(query.words), 1) * n_words)).astype(np.float32)
+
+
+def dataset_gmm(ds, k: int, d: int = 64, seed: int = 0, n_sample: int = 100_000, progress: bool = True):
+    """A diagonal GMM of ``k`` components for Fisher vectors on ``ds``, learned
+    on RootSIFT from its training split reduced to ``d`` dimensions by PCA
+    (Perronnin et al. reduce SIFT to 64-D: decorrelated dimensions suit a
+    diagonal GMM). Cached on disk.
+
+    Returns ``(pca, gmm, saved_seconds)``: project descriptors with
+    ``pca.project`` before :func:`fisher_vector`.
+    """
+    from .bow import training_descriptors
+    from .cache import cached_arrays
+    from .whitening import PCA, fit_pca
+
+    X, source = training_descriptors(ds, n_sample, seed, progress)
+    key = {"what": "gmm", "k": k, "d": d, "source": source, "version": 1}
+
+    def compute():
+        pca = fit_pca(X, d)
+        g = fit_gmm(pca.project(X), k, seed)
+        return {"mean": pca.mean, "components": pca.components, "variances": pca.variances,
+                "w": g.w, "mu": g.mu, "var": g.var}
+
+    a, saved = cached_arrays("gmm", key, compute)
+    return PCA(a["mean"], a["components"], a["variances"]), GMM(a["w"], a["mu"], a["var"]), saved

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["train_vocabulary", "assign", "word_counts", "idf", "tfidf", "burstiness", "InvertedFile"]
+__all__ = ["train_vocabulary", "assign", "word_counts", "idf", "tfidf", "burstiness", "InvertedFile",
+           "training_descriptors", "dataset_vocabulary"]
 
 
 def train_vocabulary(X: np.ndarray, k: int, seed: int = 0, batch_size: int = 4096, max_iter: int = 50) -> np.ndarray:
@@ -169,3 +170,44 @@ class InvertedFile:
         """Scores of already weighted queries ``(Q, K)``: accumulate, for each
         word of each query, its weight times the word's posting list."""
         return (q @ self.postings).toarray().astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------- learned on a dataset
+
+def training_descriptors(ds, n_sample: int = 100_000, seed: int = 0, progress: bool = True):
+    """A seeded sample of RootSIFT descriptors from the dataset's training split,
+    ``(M, 128) float32``, and a dict naming where they came from (for cache keys).
+
+    Datasets without a training split (SMVS, UKBench...) fall back to their
+    database images, as early BoW papers learned vocabularies on the
+    collection itself; the returned dict says which was used.
+    """
+    from .cache import files_fingerprint
+    from .local import MAX_FEATURES, MAX_SIZE, extract_sift, rootsift
+
+    paths = ds.train if ds.train else ds.db
+    feats, _ = extract_sift(paths, progress=progress, desc=f"sift: {ds.name} training")
+    X = feats.desc
+    if len(X) > n_sample:
+        X = X[np.sort(np.random.default_rng(seed).choice(len(X), n_sample, replace=False))]
+    source = {"dataset": ds.name, "split": "train" if ds.train else "db", "files": files_fingerprint(paths),
+              "n_sample": n_sample, "seed": seed, "sift": [MAX_FEATURES, MAX_SIZE]}
+    return rootsift(X.astype(np.float32)), source
+
+
+def dataset_vocabulary(ds, k: int, seed: int = 0, n_sample: int = 100_000, progress: bool = True):
+    """A visual vocabulary of ``k`` words for ``ds``, learned on its training
+    split (see :func:`training_descriptors`) and cached on disk.
+
+    Returns ``C (k, 128) float32`` and the seconds the cache saved. k-means
+    runs 10 passes of mini-batches of 8192: on the embedded set's 100k
+    descriptors and k = 4000 this reaches the inertia of 50 passes of 4096
+    in a tenth of the time.
+    """
+    from .cache import cached_arrays
+
+    X, source = training_descriptors(ds, n_sample, seed, progress)
+    key = {"what": "vocabulary", "k": k, "source": source, "version": 1}
+    arrays, saved = cached_arrays("vocabulary", key,
+                                  lambda: {"C": train_vocabulary(X, k, seed, batch_size=8192, max_iter=10)})
+    return arrays["C"], saved
