@@ -58,7 +58,6 @@ def main() -> None:
             density = db.nnz / (db.shape[0] * k)
             print(f"{per_image:>11d} {k:>8d} {density:>8.1%} {t_sparse * 1e3:>11.1f} ms {t_dense * 1e3:>7.1f} ms "
                   f"{t_dense / t_sparse:>16.1f}x")
-            del dense_db, dense_q
 
 if __name__ == "__main__":
     main()
