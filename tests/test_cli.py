@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from coursekit.cli import main
+from coursekit.methods import METHODS
 
 # Colours in the middle of HSV bins (8 x 8 x 8), so JPEG noise keeps them in place.
 RED, GREEN, BLUE = (200, 30, 30), (30, 200, 30), (30, 30, 200)
@@ -105,7 +106,8 @@ def test_course_report(ukbench, tmp_path, monkeypatch):
     out = tmp_path / "course"
     assert main(["course", "--no-notebooks", "--dataset", "ukbench", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
-    (row,) = report["results"]
+    assert [r["method"] for r in report["results"]] == list(METHODS)  # every method, in order
+    row = report["results"][0]
     assert row["method"] == "color_hist" and row["ns_score"] == pytest.approx(45 / 12, abs=1e-4)
     md = (out / "REPORT.md").read_text()
     assert "## ukbench" in md and "| color_hist |" in md and "N-S" in md

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00
+from . import ex00, ex01, ex02
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -35,6 +35,16 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("0.3", "average precision", "average_precision", 2, ex00.check_average_precision),
         Exercise("0.4", "mean average precision with junk", "mean_average_precision", 2,
                  ex00.check_mean_average_precision),
+    ],
+    "01": [
+        Exercise("1.1", "joint colour histogram", "joint_histogram", 2, ex01.check_joint_histogram),
+        Exercise("1.2", "chi-squared distance", "chi2_distance", 1, ex01.check_chi2_distance),
+        Exercise("1.3", "histogram intersection", "histogram_intersection", 1, ex01.check_histogram_intersection),
+    ],
+    "02": [
+        Exercise("2.1", "RootSIFT", "rootsift", 1, ex02.check_rootsift),
+        Exercise("2.2", "Lowe's ratio test", "ratio_test", 2, ex02.check_ratio_test),
+        Exercise("2.3", "RANSAC for a homography", "ransac_homography", 3, ex02.check_ransac_homography),
     ],
 }
 
