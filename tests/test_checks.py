@@ -16,6 +16,7 @@ from coursekit.exercises import (
 )
 from coursekit.exercises import check as check_module
 from coursekit.exercises import ex00
+from checkhelpers import fails, stub
 
 CHECKS = {
     "precision_at_k": ex00.check_precision_at_k,
@@ -23,16 +24,6 @@ CHECKS = {
     "average_precision": ex00.check_average_precision,
     "mean_average_precision": ex00.check_mean_average_precision,
 }
-
-
-def fails(check, fn, *, not_done=False) -> str:
-    """The one-line message of a failing check."""
-    with pytest.raises(CheckFailed) as info:
-        check(fn)
-    assert isinstance(info.value, NotDone) == not_done, str(info.value)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 # --------------------------------------------------------------------------- independent answers
@@ -65,9 +56,6 @@ def my_map(ranks, gnd):
         aps.append(my_ap(labels, len(positives)))
     return sum(aps) / len(aps)
 
-
-def stub(*args):
-    raise NotImplementedError("Exercise 0.x: not done")
 
 
 # --------------------------------------------------------------------------- passing

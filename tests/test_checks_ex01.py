@@ -9,21 +9,10 @@ import numpy as np
 import pytest
 
 from coursekit import color
-from coursekit.exercises import EXERCISES, CheckFailed, NotDone, exercises_for
+from coursekit.exercises import EXERCISES, exercises_for
 from coursekit.exercises import ex01
+from checkhelpers import fails, stub
 
-
-def fails(check, fn, *, not_done=False) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(fn)
-    assert isinstance(info.value, NotDone) == not_done, str(info.value)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
-
-def stub(*args):
-    raise NotImplementedError("Exercise 1.x: not done")
 
 
 # --------------------------------------------------------------------------- correct answers
