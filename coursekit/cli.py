@@ -142,9 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as err:
+    except (FileNotFoundError, ValueError) as err:  # a missing dataset or file, a bad image or value
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
