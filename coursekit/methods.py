@@ -14,6 +14,10 @@ name             what it does
 ``gist``         GIST, Gabor energy on a 4x4 grid, L2-normalised (notebook 01)
 ``sift_match``   RootSIFT matches passing Lowe's ratio test, counted (notebook 02)
 ``sift_ransac``  ``sift_match``, top 100 re-ranked by RANSAC inliers (notebook 02)
+``bow``          bag of visual words, tf-idf, inverted file (notebook 03)
+``bow_sv``       ``bow``, top 100 re-ranked by RANSAC inliers (notebook 03)
+``vlad``         VLAD, 64 words, signed square root and intra-normalised (notebook 04)
+``fisher``       improved Fisher vector, 64 Gaussians on PCA-64 RootSIFT (notebook 04)
 ===============  ==========================================================
 """
 
@@ -26,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import color, geometry, local
+from . import aggregation, color, geometry, local
+from . import bow as bag_of_words
 from .cache import cached_arrays, files_fingerprint
 from .datasets import Dataset
 from .evaluation import evaluate, ranks_from_similarities
@@ -35,7 +40,7 @@ from .images import crop, load_image
 
 __all__ = ["Retrieval", "METHODS", "describe_methods", "query_image", "extract_global", "color_hist",
            "color_inter", "gist",
-           "sift_match", "sift_ransac", "run_method", "evaluate_method"]
+           "sift_match", "sift_ransac", "bow", "bow_sv", "vlad", "fisher", "run_method", "evaluate_method"]
 
 
 @dataclass
@@ -236,6 +241,23 @@ def sift_match(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortli
     return Retrieval(sims, cached_seconds=seconds + colour_seconds)
 
 
+def _verify(fq, fdb, q: int, short: np.ndarray, ids: np.ndarray, nn: np.ndarray, ok: np.ndarray,
+            model: str, threshold: float) -> np.ndarray:
+    """RANSAC inliers ``(len(short),) int64`` of query ``q`` with each database image of
+    ``short``, from ratio-test matches ``(ids, nn, ok)`` as :func:`local.ratio_matches_many`
+    returns them (an image of ``short`` missing from ``ids`` has no matches)."""
+    column = np.full(fdb.offsets.size - 1, -1)
+    column[ids] = np.arange(len(ids))                    # database id -> column of nn and ok
+    matches = []
+    for i in short:
+        c = column[i]
+        rows = np.flatnonzero(ok[:, c]) if c >= 0 else np.zeros(0, np.int64)
+        matches.append(np.stack([rows, nn[rows, c]], axis=1) if c >= 0 else np.zeros((0, 2), np.int64))
+    _, inliers = geometry.spatial_verification(short, fq.keypoints(q), [fdb.keypoints(i) for i in short],
+                                               matches, model, threshold, rng=q)
+    return inliers
+
+
 def sift_ransac(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortlist: int = 1000,
                 top: int = 100, model: str = "homography", threshold: float = 5.0,
                 progress: bool = True) -> Retrieval:
@@ -258,18 +280,140 @@ def sift_ransac(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortl
     for q, ids, nn, ok, scores in queries:
         first_stage[q] = scores
         short = np.argsort(-scores, kind="stable")[:top]          # ties in database order, as evaluate ranks them
-        column = np.full(ds.n_db, -1)
-        column[ids] = np.arange(len(ids))                    # database id -> column of nn and ok
-        matches = []
-        for i in short:
-            c = column[i]
-            rows = np.flatnonzero(ok[:, c]) if c >= 0 else np.zeros(0, np.int64)
-            matches.append(np.stack([rows, nn[rows, c]], axis=1) if c >= 0 else np.zeros((0, 2), np.int64))
-        _, inliers = geometry.spatial_verification(short, fq.keypoints(q), [fdb.keypoints(i) for i in short],
-                                                   matches, model, threshold, rng=q)
+        inliers = _verify(fq, fdb, q, short, ids, nn, ok, model, threshold)
         sims[q] = _below(scores)
         _rescored(sims[q], short, inliers)
     return Retrieval(sims, cached_seconds=seconds + colour_seconds, first_stage=first_stage)
+
+
+def _words(ds: Dataset, feats, C: np.ndarray, key: dict, progress: bool, chunk: int = 100_000):
+    """The visual word of every RootSIFT descriptor of ``feats`` (``(T,) int64``, in the
+    order of ``feats.desc``), cached: assigning millions of descriptors to thousands of
+    words is the costly step of BoW (COIL-100: 1.8 M descriptors x 4,000 words)."""
+    import hashlib
+
+    full_key = {**key, "vocabulary": hashlib.sha256(np.ascontiguousarray(C).tobytes()).hexdigest()[:24]}
+
+    def compute():
+        out = np.empty(len(feats.desc), np.int64)
+        for s in tqdm(range(0, len(out), chunk), desc=f"bow: assigning {key['part']} words", disable=not progress):
+            out[s:s + chunk] = bag_of_words.assign(local.rootsift(feats.desc[s:s + chunk].astype(np.float32)), C)
+        return {"words": out}
+
+    arrays, seconds = cached_arrays("words", full_key, compute)
+    return arrays["words"], seconds
+
+
+def _split(values: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """Rows ``offsets[i]:offsets[i + 1]`` of ``values``, image by image."""
+    return np.split(values, offsets[1:-1])
+
+
+def _bow_counts(ds: Dataset, k: int, max_features: int, progress: bool):
+    """Term frequencies ``(N, k)`` and ``(Q, k)`` of the database and the queries,
+    the SIFT features, and the seconds the cache saved."""
+    fdb, fq, seconds = _sift_features(ds, max_features, progress)
+    C, s_voc = bag_of_words.dataset_vocabulary(ds, k, progress=progress)
+    base = {"dataset": ds.name, "max_features": max_features, "version": 1}
+    w_db, s_db = _words(ds, fdb, C, {**base, "part": "database", "files": files_fingerprint(ds.db)}, progress)
+    w_q, s_q = _words(ds, fq, C, {**base, "part": "query", "files": files_fingerprint(ds.queries),
+                                  "bbx": None if ds.bbx is None else ds.bbx.round(2).tolist()}, progress)
+    counts_db = bag_of_words.word_counts(_split(w_db, fdb.offsets), k)
+    counts_q = bag_of_words.word_counts(_split(w_q, fq.offsets), k)
+    return counts_db, counts_q, fdb, fq, seconds + s_voc + s_db + s_q
+
+
+def bow(ds: Dataset, k: int = 4000, alpha: float = 0.5, max_features: int = 500,
+        progress: bool = True) -> Retrieval:
+    """Bag of visual words: tf-idf vectors scored through an inverted file.
+
+    Sivic and Zisserman, "Video Google", ICCV 2003; Nister and Stewenius,
+    CVPR 2006. ``max_features`` RootSIFT descriptors per image (as
+    :func:`sift_match`) are assigned to the nearest of ``k`` visual words,
+    learned by k-means on the dataset's training split
+    (:func:`coursekit.bow.dataset_vocabulary`); term frequencies are raised
+    to the power ``alpha`` against burstiness (Jegou, Douze and Schmid, CVPR
+    2009; ``alpha = 1`` is plain tf-idf), weighted by the database's idf and
+    L2-normalised; ``sims`` are their cosines, computed as sparse products
+    with the posting lists (:class:`coursekit.bow.InvertedFile`). ``X_db``
+    and ``X_q`` are ``None``: the vectors are sparse ``(., k)``, not dense.
+    """
+    counts_db, counts_q, _, _, seconds = _bow_counts(ds, k, max_features, progress)
+    index = bag_of_words.InvertedFile.build(counts_db, alpha)
+    return Retrieval(index.search(counts_q), cached_seconds=seconds)
+
+
+def bow_sv(ds: Dataset, k: int = 4000, alpha: float = 0.5, max_features: int = 500, top: int = 100,
+           ratio: float = 0.8, model: str = "homography", threshold: float = 5.0,
+           progress: bool = True) -> Retrieval:
+    """:func:`bow`, then its top ``top`` re-ranked by RANSAC inliers.
+
+    Spatial verification of the short list (Philbin, Chum, Isard, Sivic and
+    Zisserman, "Object retrieval with large vocabularies and fast spatial
+    matching", CVPR 2007), as in :func:`sift_ransac`: the tentative
+    correspondences are the query's descriptors whose nearest neighbour in
+    the database image passes Lowe's ratio test at ``ratio`` (Philbin et al.
+    take descriptors that share a visual word; with ``k`` in the thousands
+    rather than a million, a shared word is a weak correspondence). Scores
+    as in :func:`sift_ransac`; ``first_stage`` holds the :func:`bow` scores.
+    """
+    counts_db, counts_q, fdb, fq, seconds = _bow_counts(ds, k, max_features, progress)
+    first_stage = bag_of_words.InvertedFile.build(counts_db, alpha).search(counts_q)
+    sims = np.zeros_like(first_stage)
+    for q in tqdm(range(ds.n_queries), desc="bow_sv: verifying", disable=not progress):
+        short = np.argsort(-first_stage[q], kind="stable")[:top]
+        ids, nn, ok = local.ratio_matches_many(fq.descriptors(q), local.pad_features(fdb, short), ratio)
+        inliers = _verify(fq, fdb, q, short, ids, nn, ok, model, threshold)
+        sims[q] = _below(first_stage[q])
+        _rescored(sims[q], short, inliers)
+    return Retrieval(sims, cached_seconds=seconds, first_stage=first_stage)
+
+
+def _aggregate(feats, describe: Callable[[np.ndarray], np.ndarray], desc: str, progress: bool) -> np.ndarray:
+    """``describe(RootSIFT of image i)`` for every image of ``feats``: ``(N, D) float32``."""
+    return np.stack([describe(feats.descriptors(i)) for i in
+                     tqdm(range(len(feats)), desc=desc, disable=not progress)]).astype(np.float32)
+
+
+def vlad(ds: Dataset, k: int = 64, max_features: int = 500, progress: bool = True) -> Retrieval:
+    """VLAD (Jegou, Douze, Schmid and Perez, CVPR 2010) of RootSIFT, ``(k * 128,)``.
+
+    ``k`` words learned on the training split (as :func:`bow`); each
+    word's block is the sum of the residuals of its descriptors; then the
+    signed square root (Jegou et al., TPAMI 2012), intra-normalisation
+    (Arandjelovic and Zisserman, "All about VLAD", CVPR 2013) and L2, so
+    that ``sims = X_q @ X_db.T`` are cosines.
+    """
+    fdb, fq, seconds = _sift_features(ds, max_features, progress)
+    C, s_voc = bag_of_words.dataset_vocabulary(ds, k, progress=progress)
+
+    def describe(X):
+        v = aggregation.power_normalize(aggregation.vlad(X, C), 0.5)
+        return aggregation.l2_normalize(aggregation.intra_normalize(v, k))
+
+    X_db = _aggregate(fdb, describe, "vlad: database", progress)
+    X_q = _aggregate(fq, describe, "vlad: queries", progress)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_voc)
+
+
+def fisher(ds: Dataset, k: int = 64, d: int = 64, max_features: int = 500, progress: bool = True) -> Retrieval:
+    """Improved Fisher vector (Perronnin, Sanchez and Mensink, ECCV 2010), ``(2 * k * d,)``.
+
+    RootSIFT reduced to ``d`` dimensions by PCA, a diagonal GMM of ``k``
+    Gaussians, both learned on the training split
+    (:func:`coursekit.aggregation.dataset_gmm`); gradients with respect to
+    the means and standard deviations, power law (0.5) and L2
+    (:func:`coursekit.aggregation.fisher_vector`).
+    """
+    fdb, fq, seconds = _sift_features(ds, max_features, progress)
+    pca, gmm, s_gmm = aggregation.dataset_gmm(ds, k, d, progress=progress)
+
+    def describe(X):
+        return aggregation.fisher_vector(pca.project(X), gmm)
+
+    X_db = _aggregate(fdb, describe, "fisher: database", progress)
+    X_q = _aggregate(fq, describe, "fisher: queries", progress)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_gmm)
 
 
 # name -> (function, one line for `python -m coursekit methods`)
@@ -280,6 +424,10 @@ METHODS: dict[str, tuple[Callable[..., Retrieval], str]] = {
     "sift_match": (sift_match, "RootSIFT ratio-test match count, 500 keypoints (colour short list past 1000 images)"
                                "  [notebook 02]"),
     "sift_ransac": (sift_ransac, "sift_match, top 100 re-ranked by RANSAC homography inliers  [notebook 02]"),
+    "bow": (bow, "bag of 4000 visual words (RootSIFT), tf^0.5 idf, inverted file  [notebook 03]"),
+    "bow_sv": (bow_sv, "bow, top 100 re-ranked by RANSAC homography inliers  [notebook 03]"),
+    "vlad": (vlad, "VLAD of RootSIFT, 64 words, signed square root, intra + L2 normalised, 8192-D  [notebook 04]"),
+    "fisher": (fisher, "improved Fisher vector, 64 Gaussians on PCA-64 RootSIFT, 8192-D  [notebook 04]"),
 }
 
 

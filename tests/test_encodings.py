@@ -1,0 +1,116 @@
+"""The methods of notebooks 03 and 04 end to end: bow, bow_sv, vlad, fisher.
+
+A tiny dataset of photographs with a training split of other photographs;
+the queries are warped views of two database images.
+"""
+
+import cv2
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from skimage import data as skdata
+
+from coursekit import aggregation, local
+from coursekit.bow import dataset_vocabulary
+from coursekit.datasets import Dataset, GroundTruth
+from coursekit.evaluation import ranks_from_similarities
+from coursekit.methods import METHODS, bow, bow_sv, fisher, vlad
+from test_local import warped
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """One cache for the module: SIFT of the tiny dataset is extracted once."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSEKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def _write(path, rgb):
+    cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("tiny")
+    grey = lambda a: np.repeat(a[:, :, None], 3, axis=2)  # noqa: E731
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket(), grey(skdata.camera())]
+    db = [_write(tmp_path / f"db{k}.png", img[:300, :400]) for k, img in enumerate(photos)]
+    queries = [_write(tmp_path / f"q{k}.png", warped(np.ascontiguousarray(photos[k][:300, :400]))) for k in (1, 3)]
+    train = [_write(tmp_path / f"train{k}.png", img) for k, img in
+             enumerate([skdata.immunohistochemistry(), grey(skdata.moon()), skdata.hubble_deep_field()[:400, :400],
+                        grey(skdata.brick()), grey(skdata.text())])]
+    gnd = [GroundTruth(np.array([1])), GroundTruth(np.array([3]))]
+    return Dataset("tiny", tmp_path, db, queries, gnd, train=train)
+
+
+SMALL = {bow: dict(k=100), bow_sv: dict(k=100, top=3), vlad: dict(k=8), fisher: dict(k=4, d=16)}
+
+
+def test_methods_are_registered():
+    for name in ("bow", "bow_sv", "vlad", "fisher"):
+        assert METHODS[name][0].__name__ == name
+
+
+@pytest.mark.parametrize("method", list(SMALL), ids=lambda m: m.__name__)
+def test_every_method_finds_the_warped_image(dataset, method):
+    result = method(dataset, progress=False, **SMALL[method])
+    assert result.sims.shape == (2, 5) and np.isfinite(result.sims).all()
+    assert ranks_from_similarities(result.sims)[:, 0].tolist() == [1, 3]
+
+
+def test_bow_equals_dense_tfidf_cosine_computed_from_scratch(dataset):
+    """Words by brute-force nearest centroid, tf^alpha * log(N / n_k), L2, dot product: no coursekit.bow."""
+    k, alpha = 100, 0.5
+    C, _ = dataset_vocabulary(dataset, k, progress=False)
+    fdb, _ = local.extract_sift(dataset.db, max_features=500, progress=False)
+    fq, _ = local.extract_sift(dataset.queries, max_features=500, progress=False)
+
+    def tf(feats):
+        return np.stack([np.bincount(cdist(feats.descriptors(i), C, "sqeuclidean").argmin(1), minlength=k)
+                         for i in range(len(feats))]).astype(np.float64)
+
+    tf_db, tf_q = tf(fdb), tf(fq)
+    n_k = (tf_db > 0).sum(0)
+    w = np.where(n_k > 0, np.log(len(tf_db) / np.maximum(n_k, 1)), 0.0)
+
+    def vectors(t):
+        v = t ** alpha * w
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    expected = vectors(tf_q) @ vectors(tf_db).T
+    got = bow(dataset, k=k, alpha=alpha, progress=False).sims
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_bow_sv_reranks_only_the_top_and_keeps_the_first_stage(dataset):
+    first = bow(dataset, k=100, progress=False).sims
+    result = bow_sv(dataset, k=100, top=3, progress=False)
+    np.testing.assert_allclose(result.first_stage, first)
+    a, b = ranks_from_similarities(first), ranks_from_similarities(result.sims)
+    assert (np.sort(a[:, :3], axis=1) == np.sort(b[:, :3], axis=1)).all()
+    assert (a[:, 3:] == b[:, 3:]).all()
+
+
+def test_the_second_run_reads_words_and_vocabulary_from_the_cache(dataset):
+    first = bow(dataset, k=90, progress=False)      # a vocabulary no other test learns
+    second = bow(dataset, k=90, progress=False)
+    np.testing.assert_array_equal(first.sims, second.sims)
+    assert second.cached_seconds > first.cached_seconds
+
+
+def test_vlad_and_fisher_vectors_are_the_documented_pipelines(dataset):
+    r = vlad(dataset, k=8, progress=False)
+    C, _ = dataset_vocabulary(dataset, 8, progress=False)
+    fq, _ = local.extract_sift(dataset.queries, max_features=500, progress=False)
+    v = aggregation.vlad(fq.descriptors(0), C)
+    expected = aggregation.l2_normalize(aggregation.intra_normalize(aggregation.power_normalize(v), 8))
+    np.testing.assert_allclose(r.X_q[0], expected, atol=1e-6)
+    assert r.X_db.shape == (5, 8 * 128)
+    np.testing.assert_allclose(np.linalg.norm(r.X_db, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(r.sims, r.X_q @ r.X_db.T, atol=1e-6)
+
+    f = fisher(dataset, k=4, d=16, progress=False)
+    assert f.X_db.shape == (5, 2 * 4 * 16) and f.X_q.shape == (2, 2 * 4 * 16)
+    np.testing.assert_allclose(np.linalg.norm(f.X_q, axis=1), 1, atol=1e-5)
