@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00, ex01, ex02
+from . import ex00, ex01, ex02, ex03
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -45,6 +45,12 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("2.1", "RootSIFT", "rootsift", 1, ex02.check_rootsift),
         Exercise("2.2", "Lowe's ratio test", "ratio_test", 2, ex02.check_ratio_test),
         Exercise("2.3", "RANSAC for a homography", "ransac_homography", 3, ex02.check_ransac_homography),
+    ],
+    "03": [
+        Exercise("3.1", "idf weights", "idf_weights", 2, ex03.check_idf_weights),
+        Exercise("3.2", "scoring through the inverted file", "inverted_file_scores", 2,
+                 ex03.check_inverted_file_scores),
+        Exercise("3.3", "burstiness: power law, idf, L2", "burstiness_tfidf", 2, ex03.check_burstiness_tfidf),
     ],
 }
 

@@ -97,8 +97,15 @@ def _short_array(a: np.ndarray, limit: int = 10) -> str:
     return body
 
 
+def _is_sparse(x: Any) -> bool:
+    """A scipy.sparse matrix or array (without importing scipy here)."""
+    return any(c.__module__.startswith("scipy.sparse") for c in type(x).__mro__)
+
+
 def describe(value: Any, limit: int = 10) -> str:
     """A short, readable description of an input or a result, for messages."""
+    if _is_sparse(value):
+        return f"<{value.shape[0]}x{value.shape[1]} sparse {value.format}, {value.dtype}, {value.nnz} stored>"
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
             return describe(value.item())
@@ -129,7 +136,10 @@ def _call_text(name: str, args: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- mutation
 
 def _same(a: Any, b: Any) -> bool:
-    """Deep equality for the kinds of inputs checks pass (arrays, lists, dataclasses)."""
+    """Deep equality for the kinds of inputs checks pass (arrays, sparse matrices, lists, dataclasses)."""
+    if _is_sparse(a) or _is_sparse(b):
+        return (_is_sparse(a) and _is_sparse(b) and a.shape == b.shape and a.dtype == b.dtype
+                and (a != b).nnz == 0)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
             return False
