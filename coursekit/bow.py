@@ -193,6 +193,9 @@ def training_descriptors(ds, n_sample: int = 100_000, seed: int = 0, progress: b
     paths = ds.train if ds.train else ds.db
     feats, _ = extract_sift(paths, progress=progress, desc=f"sift: {ds.name} training")
     X = feats.desc
+    if len(X) == 0:
+        raise ValueError(f"the {len(paths)} {'training' if ds.train else 'database'} images of {ds.name!r} have no "
+                         "SIFT keypoints (flat images?): a vocabulary or a GMM cannot be learned from them")
     if len(X) > n_sample:
         X = X[np.sort(np.random.default_rng(seed).choice(len(X), n_sample, replace=False))]
     source = {"dataset": ds.name, "split": "train" if ds.train else "db", "files": files_fingerprint(paths),
@@ -212,6 +215,9 @@ def dataset_vocabulary(ds, k: int, seed: int = 0, n_sample: int = 100_000, progr
     from .cache import cached_arrays
 
     X, source = training_descriptors(ds, n_sample, seed, progress)
+    if len(X) < k:
+        raise ValueError(f"a vocabulary of k={k} words needs at least {k} training descriptors; the "
+                         f"{source['split']} images of {ds.name!r} gave {len(X)}: pass a smaller k")
     key = {"what": "vocabulary", "k": k, "source": source, "version": 1}
     arrays, saved = cached_arrays("vocabulary", key,
                                   lambda: {"C": train_vocabulary(X, k, seed, batch_size=8192, max_iter=10)})

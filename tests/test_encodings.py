@@ -114,3 +114,8 @@ def test_vlad_and_fisher_vectors_are_the_documented_pipelines(dataset):
     f = fisher(dataset, k=4, d=16, progress=False)
     assert f.X_db.shape == (5, 2 * 4 * 16) and f.X_q.shape == (2, 2 * 4 * 16)
     np.testing.assert_allclose(np.linalg.norm(f.X_q, axis=1), 1, atol=1e-5)
+
+
+def test_a_vocabulary_larger_than_the_training_descriptors_is_refused(dataset):
+    with pytest.raises(ValueError, match=r"k=1000000 words needs at least 1000000 .* pass a smaller k"):
+        dataset_vocabulary(dataset, 1_000_000, progress=False)
