@@ -87,3 +87,142 @@ def test_asmk_selectivity_silences_weak_matches():
     from coursekit.aggregation import selectivity
 
     np.testing.assert_allclose(selectivity(np.array([-0.5, 0.0, 0.5, 1.0]), alpha=3, tau=0.0), [0, 0, 0.125, 1])
+
+
+# --------------------------------------------------------------------------- spatial pyramid
+
+def test_spatial_cells_are_numbered_level_by_level_row_major():
+    from coursekit.aggregation import spatial_cells
+
+    xy = np.array([[10, 10], [90, 10], [10, 70], [90, 70], [100, 80], [0, 0], [49.9, 40]])   # image 100 wide, 80 high
+    cells = spatial_cells(xy, (80, 100, 3), grid=((1, 1), (2, 2), (1, 3)))
+    np.testing.assert_array_equal(cells[:, 0], 0)
+    np.testing.assert_array_equal(cells[:, 1], [1, 2, 3, 4, 4, 1, 3])            # the far edge is in the last cell
+    np.testing.assert_array_equal(cells[:, 2], [5, 7, 5, 7, 7, 5, 6])
+
+
+def _pyramid_case(seed=6, T=80, K=5, D=3):
+    rng = np.random.default_rng(seed)
+    C = rng.normal(size=(K, D)).astype(np.float32)
+    X = rng.normal(size=(T, D)).astype(np.float32)
+    xy = rng.uniform([0, 0], [64, 48], size=(T, 2))
+    return X, xy, C
+
+
+def test_vlad_pyramid_levels_are_vlads_of_their_cells():
+    from coursekit.aggregation import vlad_pyramid
+
+    X, xy, C = _pyramid_case()
+    K, D = C.shape
+    grid = ((1, 1), (2, 2), (3, 1))
+    v = vlad_pyramid(X, xy, (48, 64), C, grid)
+    assert v.shape == (8 * K * D,) and v.dtype == np.float32
+    blocks = v.reshape(8, K * D)
+    np.testing.assert_allclose(blocks[0], vlad(X, C), atol=1e-5)                  # the 1x1 level is plain VLAD
+    np.testing.assert_allclose(blocks[1:5].sum(0), vlad(X, C), atol=1e-5)        # the quarters sum to it
+    np.testing.assert_allclose(blocks[5:8].sum(0), vlad(X, C), atol=1e-5)        # so do the three bands
+    # each cell is the VLAD of the descriptors that fall in it
+    top_left = (xy[:, 0] < 32) & (xy[:, 1] < 24)
+    np.testing.assert_allclose(blocks[1], vlad(X[top_left], C), atol=1e-5)
+    middle_band = (xy[:, 1] >= 16) & (xy[:, 1] < 32)
+    np.testing.assert_allclose(blocks[6], vlad(X[middle_band], C), atol=1e-5)
+
+
+def test_vlad_pyramid_moves_with_the_keypoints_and_handles_no_descriptors():
+    from coursekit.aggregation import vlad_pyramid
+
+    X, xy, C = _pyramid_case(7)
+    v = vlad_pyramid(X, xy, (48, 64), C)
+    flipped = vlad_pyramid(X, np.c_[64 - xy[:, 0], xy[:, 1]], (48, 64), C).reshape(5, -1)
+    blocks = v.reshape(5, -1)
+    np.testing.assert_allclose(flipped[[0, 2, 1, 4, 3]], blocks, atol=1e-5)       # a mirror swaps left and right
+    assert vlad_pyramid(np.zeros((0, 3)), np.zeros((0, 2)), (48, 64), C).shape == (5 * 15,)
+
+
+# --------------------------------------------------------------------------- triangulation embedding
+
+def test_triangulation_blocks_are_unit_directions():
+    from coursekit.aggregation import triangulate
+
+    rng = np.random.default_rng(8)
+    C = rng.normal(size=(4, 6)).astype(np.float32)
+    X = np.vstack([rng.normal(size=(20, 6)), C[2:3]]).astype(np.float32)         # the last sits on anchor 2
+    phi = triangulate(X, C)
+    assert phi.shape == (21, 24) and phi.dtype == np.float32
+    norms = np.linalg.norm(phi.reshape(21, 4, 6), axis=2)
+    np.testing.assert_allclose(norms[:20], 1, rtol=1e-5)
+    np.testing.assert_allclose(norms[20], [1, 1, 0, 1], atol=1e-6)
+    expected = (X[0] - C[1]) / np.linalg.norm(X[0] - C[1])
+    np.testing.assert_allclose(phi[0, 6:12], expected, rtol=1e-5)
+
+
+def _fitted_triangulation(drop=0, seed=9):
+    from coursekit.aggregation import fit_triangulation
+
+    rng = np.random.default_rng(seed)
+    C = rng.normal(size=(3, 4)).astype(np.float32)
+    X_train = (rng.normal(size=(3000, 4)) * [1, 2, 0.5, 1]).astype(np.float32)
+    return fit_triangulation(X_train, C, drop=drop), X_train, rng
+
+
+@pytest.mark.parametrize("drop", [0, 2])
+def test_whitened_training_embeddings_have_zero_mean_and_identity_covariance(drop):
+    from coursekit.aggregation import triangulation_embed
+
+    te, X_train, _ = _fitted_triangulation(drop)
+    E = triangulation_embed(X_train, te).astype(np.float64)
+    assert E.shape == (3000, 12 - drop) and te.dim == 12 - drop
+    np.testing.assert_allclose(E.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(np.cov(E, rowvar=False), np.eye(12 - drop), atol=2e-3)
+
+
+def test_sum_aggregation_is_the_normalised_sum_of_the_embeddings():
+    from coursekit.aggregation import triangulation_aggregate, triangulation_embed
+
+    te, _, rng = _fitted_triangulation()
+    X = rng.normal(size=(40, 4)).astype(np.float32)
+    psi = triangulation_embed(X, te).astype(np.float64).sum(0)
+    expected = np.sign(psi) * np.sqrt(np.abs(psi))
+    np.testing.assert_allclose(triangulation_aggregate(X, te), expected / np.linalg.norm(expected), atol=1e-5)
+    assert np.linalg.norm(triangulation_aggregate(X, te, democratic=True)) == pytest.approx(1, rel=1e-5)
+    assert not np.any(triangulation_aggregate(np.zeros((0, 4)), te))
+
+
+def test_democratic_weights_equalise_the_contributions():
+    from coursekit.aggregation import democratic_weights, triangulation_embed
+
+    te, _, rng = _fitted_triangulation()
+    X = np.vstack([rng.normal(size=(30, 4)), np.repeat(rng.normal(size=(1, 4)), 15, axis=0)])   # a burst of 15
+    E = triangulation_embed(X.astype(np.float32), te).astype(np.float64)
+    G = E @ E.T
+    lam = democratic_weights(G, n_iter=200)
+    contribution = lam * (np.maximum(G, 0) @ lam)                 # lambda_i phi_i . psi on the clipped kernel
+    np.testing.assert_allclose(contribution, 1, rtol=1e-6)
+    assert lam[30:].max() < 0.7 * np.median(lam[:30])            # the repeated descriptor is weighed down
+    plain = np.maximum(G, 0).sum(1)                               # its share with equal weights
+    assert plain[30:].min() > plain[:30].max()
+    lam10 = democratic_weights(G, n_iter=10)
+    np.testing.assert_allclose(lam10 * (np.maximum(G, 0) @ lam10), 1, atol=0.05)
+
+
+def test_dataset_triangulation_caches_one_pca_for_every_drop(monkeypatch, tmp_path):
+    """Learned on the dataset's training descriptors, cached: a second call, with another
+    ``drop``, reuses the PCA and equals fitting directly."""
+    from coursekit import bow
+    from coursekit.aggregation import dataset_triangulation, fit_triangulation
+
+    rng = np.random.default_rng(10)
+    C = rng.normal(size=(3, 4)).astype(np.float32)
+    X = rng.normal(size=(500, 4)).astype(np.float32)
+    calls = []
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(bow, "dataset_vocabulary", lambda ds, k, seed=0, progress=True: (C[:k], 0.0))
+    monkeypatch.setattr(bow, "training_descriptors",
+                        lambda ds, n, seed=0, progress=True: (calls.append(n) or X[:n], {"fake": n}))
+    te0, saved0 = dataset_triangulation(None, 3, drop=0, n_sample=400)
+    te2, saved2 = dataset_triangulation(None, 3, drop=2, n_sample=400)
+    assert saved0 == 0.0 and saved2 > 0.0                        # the second came from the cache
+    assert te0.dim == 12 and te2.dim == 10
+    direct = fit_triangulation(X[:400], C, drop=2)
+    np.testing.assert_allclose(np.abs(te2.P), np.abs(direct.P), rtol=1e-3, atol=1e-4)   # up to each row's sign
+    assert calls == [400, 400]

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00, ex01, ex02, ex03
+from . import ex00, ex01, ex02, ex03, ex04
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -51,6 +51,11 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("3.2", "scoring through the inverted file", "inverted_file_scores", 2,
                  ex03.check_inverted_file_scores),
         Exercise("3.3", "burstiness: power law, idf, L2", "burstiness_tfidf", 2, ex03.check_burstiness_tfidf),
+    ],
+    "04": [
+        Exercise("4.1", "VLAD aggregation", "vlad", 2, ex04.check_vlad),
+        Exercise("4.2", "the Fisher vector's mean gradient", "fisher_mean_gradient", 3,
+                 ex04.check_fisher_mean_gradient),
     ],
 }
 
