@@ -126,13 +126,11 @@ def vlad_pyramid(X: np.ndarray, xy: np.ndarray, image_shape: tuple[int, ...], C:
         return np.zeros(n_cells * K * D, dtype=np.float32)
     words = assign(X, C) if words is None else np.asarray(words, dtype=np.int64)
     cells = spatial_cells(xy, image_shape, grid)                                  # (T, L)
-    T, L = cells.shape
-    # row (cell, word) of each descriptor at each level; one sparse product sums all cells at once
-    slot = (cells * K + words[:, None]).ravel()
-    onehot = sp.csr_matrix((np.ones(T * L, np.float32), (slot, np.repeat(np.arange(T), L))), shape=(n_cells * K, T))
-    counts = np.asarray(onehot.sum(axis=1), dtype=np.float32)                     # (n_cells * K, 1)
-    V = onehot @ X - counts * np.tile(C, (n_cells, 1))
-    return np.asarray(V, dtype=np.float32).ravel()
+    L = cells.shape[1]
+    # a pyramid is a plain VLAD over n_cells * K "words" (cell, word), each centred on c_word:
+    # every descriptor is counted once per level, in its cell of that level
+    slot = (cells * K + words[:, None]).ravel()                                  # (T * L,), descriptor-major
+    return vlad(np.repeat(X, L, axis=0), np.tile(C, (n_cells, 1)), slot)
 
 
 # --------------------------------------------------------------------------- Fisher vectors
@@ -277,10 +275,10 @@ def dataset_gmm(ds, k: int, d: int = 64, seed: int = 0, n_sample: int = 100_000,
     Returns ``(pca, gmm, saved_seconds)``: project descriptors with
     ``pca.project`` before :func:`fisher_vector`.
     """
-    from .bow import training_descriptors
-    from .cache import cached_arrays
     from threadpoolctl import threadpool_limits
 
+    from .bow import training_descriptors
+    from .cache import cached_arrays
     from .whitening import PCA, fit_pca
 
     X, source = training_descriptors(ds, n_sample, seed, progress)
@@ -425,18 +423,16 @@ def dataset_triangulation(ds, k: int = 16, drop: int = 0, n_sample: int = 20_000
 
     Returns the embedding and the seconds the cache saved.
     """
-    import hashlib
-
     from threadpoolctl import threadpool_limits
 
     from .bow import dataset_vocabulary, training_descriptors
-    from .cache import cached_arrays
+    from .cache import array_digest, cached_arrays
     from .whitening import PCA, fit_pca
 
     C, s_voc = dataset_vocabulary(ds, k, seed=seed, progress=progress)
     X, source = training_descriptors(ds, n_sample, seed, progress)
     key = {"what": "triangulation_pca", "k": k, "source": source,
-           "anchors": hashlib.sha256(np.ascontiguousarray(C).tobytes()).hexdigest()[:24], "version": 1}
+           "anchors": array_digest(C), "version": 1}
 
     def compute():
         phi = triangulate(X, C)

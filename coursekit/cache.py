@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cache_root", "key_digest", "files_fingerprint", "cached_arrays"]
+__all__ = ["cache_root", "key_digest", "array_digest", "files_fingerprint", "cached_arrays"]
 
 _SECONDS = "_compute_seconds"  # stored beside the arrays
 
@@ -39,6 +39,11 @@ def key_digest(key: dict) -> str:
     """A short, stable hex digest of a JSON-able dict (key order does not matter)."""
     text = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def array_digest(a: np.ndarray) -> str:
+    """A short hex digest of an array's values (for keys that depend on a learned array, e.g. a vocabulary)."""
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:24]
 
 
 def files_fingerprint(paths: Sequence[Path]) -> str:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from . import aggregation, color, geometry, local
 from . import bow as bag_of_words
-from .cache import cached_arrays, files_fingerprint
+from .cache import array_digest, cached_arrays, files_fingerprint
 from .datasets import Dataset
 from .evaluation import evaluate, ranks_from_similarities
 from .gist import gist_descriptor
@@ -286,13 +286,11 @@ def sift_ransac(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortl
     return Retrieval(sims, cached_seconds=seconds + colour_seconds, first_stage=first_stage)
 
 
-def _words(ds: Dataset, feats, C: np.ndarray, key: dict, progress: bool, chunk: int = 100_000):
+def _words(feats, C: np.ndarray, key: dict, progress: bool, chunk: int = 100_000):
     """The visual word of every RootSIFT descriptor of ``feats`` (``(T,) int64``, in the
     order of ``feats.desc``), cached: assigning millions of descriptors to thousands of
     words is the costly step of BoW (COIL-100: 1.8 M descriptors x 4,000 words)."""
-    import hashlib
-
-    full_key = {**key, "vocabulary": hashlib.sha256(np.ascontiguousarray(C).tobytes()).hexdigest()[:24]}
+    full_key = {**key, "vocabulary": array_digest(C)}
 
     def compute():
         out = np.empty(len(feats.desc), np.int64)
@@ -315,8 +313,8 @@ def _bow_counts(ds: Dataset, k: int, max_features: int, progress: bool):
     fdb, fq, seconds = _sift_features(ds, max_features, progress)
     C, s_voc = bag_of_words.dataset_vocabulary(ds, k, progress=progress)
     base = {"dataset": ds.name, "max_features": max_features, "version": 1}
-    w_db, s_db = _words(ds, fdb, C, {**base, "part": "database", "files": files_fingerprint(ds.db)}, progress)
-    w_q, s_q = _words(ds, fq, C, {**base, "part": "query", "files": files_fingerprint(ds.queries),
+    w_db, s_db = _words(fdb, C, {**base, "part": "database", "files": files_fingerprint(ds.db)}, progress)
+    w_q, s_q = _words(fq, C, {**base, "part": "query", "files": files_fingerprint(ds.queries),
                                   "bbx": None if ds.bbx is None else ds.bbx.round(2).tolist()}, progress)
     counts_db = bag_of_words.word_counts(_split(w_db, fdb.offsets), k)
     counts_q = bag_of_words.word_counts(_split(w_q, fq.offsets), k)
