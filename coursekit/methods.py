@@ -246,7 +246,7 @@ def _verify(fq, fdb, q: int, short: np.ndarray, ids: np.ndarray, nn: np.ndarray,
     """RANSAC inliers ``(len(short),) int64`` of query ``q`` with each database image of
     ``short``, from ratio-test matches ``(ids, nn, ok)`` as :func:`local.ratio_matches_many`
     returns them (an image of ``short`` missing from ``ids`` has no matches)."""
-    column = np.full(fdb.offsets.size - 1, -1)
+    column = np.full(len(fdb), -1)
     column[ids] = np.arange(len(ids))                    # database id -> column of nn and ok
     matches = []
     for i in short:
