@@ -4,6 +4,7 @@
     python -m coursekit datasets                      # the datasets and whether they are here
     python -m coursekit dataset embedded              # load (or build) one and describe it
     python -m coursekit evaluate --dataset embedded --method color_hist [--json]
+    python -m coursekit evaluate --dataset embedded --method vlad --whiten --dim 128 --index ivfpq
     python -m coursekit course                        # what `make course` runs
     python -m coursekit notebooks [--check]           # student notebooks from solutions/
     python -m coursekit grade PATH... [--json] [--csv FILE]
@@ -64,7 +65,9 @@ def _cmd_evaluate(args) -> int:
     from .methods import evaluate_method
 
     ds = load_dataset(args.dataset, args.root)
-    result = evaluate_method(args.method, ds, progress=not args.json and sys.stderr.isatty())
+    result = evaluate_method(args.method, ds, progress=not args.json and sys.stderr.isatty(), whiten=args.whiten,
+                             dim=args.dim, index=args.index, M=args.pq_m, nbits=args.pq_nbits, nlist=args.nlist,
+                             nprobe=args.nprobe, seed=args.seed)
     if args.json:
         print(json.dumps(result))
     else:
@@ -87,9 +90,17 @@ def _cmd_notebooks(args) -> int:
     return studentify_main((["--check"] if args.check else []) + (["--force"] if args.force else []))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m coursekit``."""
-    from .methods import METHODS
+    from .ann import INDEX_KINDS
+    from .methods import GLOBAL_METHODS, METHODS
 
     parser = _Parser(prog="python -m coursekit", description="The image retrieval course's tools.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -108,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="the dataset's folder (default: under $COURSEKIT_DATA)")
     p.add_argument("--method", required=True, choices=sorted(METHODS))
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    g = p.add_argument_group("global vectors (methods " + ", ".join(GLOBAL_METHODS) + ")")
+    g.add_argument("--whiten", action="store_true",
+                   help="PCA-whiten the vectors, learned on the training split, then L2 (notebook 05)")
+    g.add_argument("--dim", type=_positive, help="dimensions the whitening keeps (default: all with variance)")
+    g.add_argument("--index", choices=INDEX_KINDS,
+                   help="search through this index and report its mAP and recall against exact search (notebook 06)")
+    g.add_argument("--pq-m", type=_positive, default=16, help="PQ sub-quantizers M, must divide the dimension "
+                   "(default 16)")
+    g.add_argument("--pq-nbits", type=_positive, default=8, help="bits per PQ code (default 8: uint8 codes)")
+    g.add_argument("--nlist", type=_positive, help="inverted lists of ivfpq (default: about sqrt(database size))")
+    g.add_argument("--nprobe", type=_positive, default=8, help="lists ivfpq visits per query (default 8)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the index's k-means and hyperplanes (default 0)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("course", help="execute the solution notebooks and write the course report")

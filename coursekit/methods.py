@@ -37,10 +37,12 @@ from .datasets import Dataset
 from .evaluation import evaluate, ranks_from_similarities
 from .gist import gist_descriptor
 from .images import crop, load_image
+from .whitening import fit_pca_whitening, l2_normalize
 
-__all__ = ["Retrieval", "METHODS", "describe_methods", "query_image", "extract_global", "color_hist",
-           "color_inter", "gist",
-           "sift_match", "sift_ransac", "bow", "bow_sv", "vlad", "fisher", "run_method", "evaluate_method"]
+__all__ = ["Retrieval", "METHODS", "GLOBAL_METHODS", "describe_methods", "query_image", "extract_global",
+           "extract_train",
+           "color_hist", "color_inter", "gist", "sift_match", "sift_ransac", "bow", "bow_sv", "vlad", "fisher",
+           "whitened", "run_method", "index_ranks", "evaluate_method"]
 
 
 @dataclass
@@ -54,6 +56,10 @@ class Retrieval:
     when they were computed (0 for steps computed in this call).
     ``first_stage (Q, N) float32``: for re-ranking methods, the similarities
     before re-ranking (``sift_ransac``: those of ``sift_match``).
+    ``X_train (T, D) float32``: the same global vectors of the dataset's
+    training split, for learning a whitening or an index; filled when the
+    method is called with ``with_train=True`` and the dataset has a training
+    split (``ds.train``), else ``None``.
     """
 
     sims: np.ndarray
@@ -61,12 +67,18 @@ class Retrieval:
     X_q: np.ndarray | None = None
     cached_seconds: float = 0.0
     first_stage: np.ndarray | None = None
+    X_train: np.ndarray | None = None
 
 
 def query_image(ds: Dataset, i: int) -> np.ndarray:
     """Query ``i`` as ``(H, W, 3) uint8``, cropped to its box when the dataset has boxes."""
     image = load_image(ds.queries[i])
     return crop(image, ds.bbx[i]) if ds.bbx is not None else image
+
+
+def _describe_files(paths, describe: Callable[[np.ndarray], np.ndarray], desc: str, progress: bool) -> np.ndarray:
+    """``describe(image)`` of every image file: ``(len(paths), D) float32``."""
+    return np.stack([describe(load_image(p)) for p in tqdm(paths, desc=desc, disable=not progress)]).astype(np.float32)
 
 
 def extract_global(
@@ -82,6 +94,7 @@ def extract_global(
     and boxes are added to it. Returns ``X_db (N, D)``, ``X_q (Q, D) float32``
     and the seconds the cache saved (see :func:`coursekit.cache.cached_arrays`).
     """
+    name = key.get("method", "features")
     full_key = {
         **key,
         "dataset": ds.name,
@@ -91,18 +104,30 @@ def extract_global(
     }
 
     def compute() -> dict[str, np.ndarray]:
-        name = key.get("method", "features")
-        X_db = [describe(load_image(p)) for p in tqdm(ds.db, desc=f"{name}: database", disable=not progress)]
+        X_db = _describe_files(ds.db, describe, f"{name}: database", progress)
         X_q = [describe(query_image(ds, i)) for i in
                tqdm(range(ds.n_queries), desc=f"{name}: queries", disable=not progress)]
-        return {"X_db": np.stack(X_db).astype(np.float32), "X_q": np.stack(X_q).astype(np.float32)}
+        return {"X_db": X_db, "X_q": np.stack(X_q).astype(np.float32)}
 
     arrays, seconds = cached_arrays("features", full_key, compute)
     return arrays["X_db"], arrays["X_q"], seconds
 
 
+def extract_train(ds: Dataset, describe: Callable[[np.ndarray], np.ndarray], key: dict,
+                  progress: bool = True) -> tuple[np.ndarray | None, float]:
+    """:func:`extract_global` for the training split (cached apart): ``X_train (T, D) float32``
+    (``None`` when the dataset has no training split) and the seconds the cache saved."""
+    if not ds.train:
+        return None, 0.0
+    name = key.get("method", "features")
+    full_key = {**key, "dataset": ds.name, "split": "train", "train": files_fingerprint(ds.train)}
+    arrays, seconds = cached_arrays(
+        "features", full_key, lambda: {"X_train": _describe_files(ds.train, describe, f"{name}: training", progress)})
+    return arrays["X_train"], seconds
+
+
 def color_hist(ds: Dataset, bins: tuple[int, int, int] = (16, 16, 16), space: str = "hsv",
-               progress: bool = True) -> Retrieval:
+               progress: bool = True, with_train: bool = False) -> Retrieval:
     """Joint colour histogram, square-rooted (Hellinger), compared by dot product.
 
     Swain and Ballard, "Color indexing", IJCV 1991; the Hellinger kernel as
@@ -118,9 +143,12 @@ def color_hist(ds: Dataset, bins: tuple[int, int, int] = (16, 16, 16), space: st
     L1 on the embedded set (0.083 vs 0.091). See notebook 01 for the curves.
     """
     key = {"method": "color_hist", "bins": list(bins), "space": space, "version": 1}
-    X_db, X_q, seconds = extract_global(ds, lambda im: color.joint_histogram(im, bins, space), key, progress)
+    describe = lambda im: color.joint_histogram(im, bins, space)  # noqa: E731
+    X_db, X_q, seconds = extract_global(ds, describe, key, progress)
+    X_tr, s_tr = extract_train(ds, describe, key, progress) if with_train else (None, 0.0)
     X_db, X_q = color.hellinger_normalize(X_db), color.hellinger_normalize(X_q)
-    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_tr,
+                     X_train=None if X_tr is None else color.hellinger_normalize(X_tr))
 
 
 def color_inter(ds: Dataset, bins: tuple[int, int, int] = (16, 16, 16), space: str = "hsv",
@@ -146,7 +174,7 @@ def color_inter(ds: Dataset, bins: tuple[int, int, int] = (16, 16, 16), space: s
     return Retrieval(color.histogram_intersection(X_db, X_q).T, cached_seconds=seconds)
 
 
-def gist(ds: Dataset, image_size: int = 128, progress: bool = True) -> Retrieval:
+def gist(ds: Dataset, image_size: int = 128, progress: bool = True, with_train: bool = False) -> Retrieval:
     """GIST (Oliva and Torralba, IJCV 2001), L2-normalised, compared by dot product.
 
     :func:`coursekit.gist.gist_descriptor` with the parameters of the
@@ -161,10 +189,12 @@ def gist(ds: Dataset, image_size: int = 128, progress: bool = True) -> Retrieval
     """
     key = {"method": "gist", "image_size": image_size, "orientations": [8, 8, 8, 8], "n_blocks": 4,
            "fc_prefilt": 4.0, "version": 1}
-    X_db, X_q, seconds = extract_global(ds, lambda im: gist_descriptor(im, image_size), key, progress)
-    X_db = X_db / np.maximum(np.linalg.norm(X_db, axis=1, keepdims=True), 1e-12)
-    X_q = X_q / np.maximum(np.linalg.norm(X_q, axis=1, keepdims=True), 1e-12)
-    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds)
+    describe = lambda im: gist_descriptor(im, image_size)  # noqa: E731
+    X_db, X_q, seconds = extract_global(ds, describe, key, progress)
+    X_tr, s_tr = extract_train(ds, describe, key, progress) if with_train else (None, 0.0)
+    X_db, X_q = l2_normalize(X_db), l2_normalize(X_q)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_tr,
+                     X_train=None if X_tr is None else l2_normalize(X_tr))
 
 
 def _sift_features(ds: Dataset, max_features: int, progress: bool):
@@ -373,7 +403,17 @@ def _aggregate(feats, describe: Callable[[np.ndarray], np.ndarray], desc: str, p
                      tqdm(range(len(feats)), desc=desc, disable=not progress)]).astype(np.float32)
 
 
-def vlad(ds: Dataset, k: int = 64, max_features: int = 500, progress: bool = True) -> Retrieval:
+def _train_aggregate(ds: Dataset, with_train: bool, describe, max_features: int, name: str, progress: bool):
+    """``describe`` of the RootSIFT of every training image (``(T, D) float32``, or ``None`` when not
+    asked for or the dataset has no training split), and the seconds the SIFT cache saved."""
+    if not (with_train and ds.train):
+        return None, 0.0
+    ftr, saved = local.extract_sift(ds.train, max_features=max_features, progress=progress, desc="sift: training")
+    return _aggregate(ftr, describe, f"{name}: training", progress), saved
+
+
+def vlad(ds: Dataset, k: int = 64, max_features: int = 500, progress: bool = True,
+         with_train: bool = False) -> Retrieval:
     """VLAD (Jegou, Douze, Schmid and Perez, CVPR 2010) of RootSIFT, ``(k * 128,)``.
 
     ``k`` words learned on the training split (as :func:`bow`); each
@@ -391,10 +431,12 @@ def vlad(ds: Dataset, k: int = 64, max_features: int = 500, progress: bool = Tru
 
     X_db = _aggregate(fdb, describe, "vlad: database", progress)
     X_q = _aggregate(fq, describe, "vlad: queries", progress)
-    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_voc)
+    X_tr, s_tr = _train_aggregate(ds, with_train, describe, max_features, "vlad", progress)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_voc + s_tr, X_train=X_tr)
 
 
-def fisher(ds: Dataset, k: int = 64, d: int = 64, max_features: int = 500, progress: bool = True) -> Retrieval:
+def fisher(ds: Dataset, k: int = 64, d: int = 64, max_features: int = 500, progress: bool = True,
+           with_train: bool = False) -> Retrieval:
     """Improved Fisher vector (Perronnin, Sanchez and Mensink, ECCV 2010), ``(2 * k * d,)``.
 
     RootSIFT reduced to ``d`` dimensions by PCA, a diagonal GMM of ``k``
@@ -411,7 +453,8 @@ def fisher(ds: Dataset, k: int = 64, d: int = 64, max_features: int = 500, progr
 
     X_db = _aggregate(fdb, describe, "fisher: database", progress)
     X_q = _aggregate(fq, describe, "fisher: queries", progress)
-    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_gmm)
+    X_tr, s_tr = _train_aggregate(ds, with_train, describe, max_features, "fisher", progress)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_gmm + s_tr, X_train=X_tr)
 
 
 # name -> (function, one line for `python -m coursekit methods`)
@@ -429,19 +472,75 @@ METHODS: dict[str, tuple[Callable[..., Retrieval], str]] = {
 }
 
 
+# the methods that make one global vector per image: these can be whitened and indexed
+GLOBAL_METHODS = ("color_hist", "gist", "vlad", "fisher")
+
+
 def describe_methods() -> dict[str, str]:
     """Each method name with its one-line description."""
     return {name: line for name, (_, line) in METHODS.items()}
 
 
-def run_method(name: str, ds: Dataset, progress: bool = True) -> Retrieval:
-    """Run the method called ``name`` on ``ds``."""
+def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retrieval:
+    """``result`` with its global vectors PCA-whitened to ``d`` dimensions and L2-normalised.
+
+    Jegou and Chum, ECCV 2012 (:func:`coursekit.whitening.fit_pca_whitening`),
+    learned on ``result.X_train``, the training split, never on the database
+    or the queries. ``d`` defaults to every direction with variance:
+    ``min(T - 1, D)`` for ``T`` training vectors.
+    """
+    if result.X_db is None:
+        raise ValueError("this method has no global vectors to whiten; methods that have: "
+                         + ", ".join(GLOBAL_METHODS))
+    if result.X_train is None:
+        raise ValueError("whitening is learned on the training split: call the method with with_train=True, on a "
+                         "dataset that has one (this one has no training images)")
+    T, D = result.X_train.shape
+    W = fit_pca_whitening(result.X_train, min(T - 1, D) if d is None else d, eps)
+    X_db, X_q = W.apply(result.X_db), W.apply(result.X_q)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=result.cached_seconds,
+                     X_train=W.apply(result.X_train))
+
+
+def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
+               with_train: bool = False) -> Retrieval:
+    """Run the method called ``name`` on ``ds``; with ``whiten``, PCA-whiten its
+    global vectors to ``dim`` dimensions (see :func:`whitened`)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    return METHODS[name][0](ds, progress=progress)
+    if (whiten or with_train) and name not in GLOBAL_METHODS:
+        raise ValueError(f"method {name!r} makes no global vectors, so it cannot be whitened or indexed; "
+                         f"methods that can: {', '.join(GLOBAL_METHODS)}")
+    if whiten and not ds.train:
+        raise ValueError(f"whitening is learned on a training split and {ds.name!r} has none: "
+                         "drop --whiten, or use a dataset with training images (embedded, coil100)")
+    if dim is not None and not whiten:
+        raise ValueError("dim is the dimension kept by the whitening: pass it with whiten")
+    fn = METHODS[name][0]
+    if name in GLOBAL_METHODS:
+        result = fn(ds, progress=progress, with_train=whiten or with_train)
+    else:
+        result = fn(ds, progress=progress)
+    return whitened(result, dim) if whiten else result
 
 
-def evaluate_method(name: str, ds: Dataset, progress: bool = True) -> dict:
+def index_ranks(I: np.ndarray, n_db: int) -> np.ndarray:
+    """A full ranking from an index's results: ``I (Q, k) int64`` (``-1`` past the
+    candidates) -> ``ranks (Q, n_db) int64``: the results in their order, then
+    every database image the index did not return, in database order (it gave
+    them no score, so no order among them is better informed)."""
+    Q = len(I)
+    ranks = np.empty((Q, n_db), np.int64)
+    for q in range(Q):  # one row per query: the set difference is per row
+        found = I[q][I[q] >= 0]
+        rest = np.setdiff1d(np.arange(n_db), found, assume_unique=True)
+        ranks[q] = np.concatenate([found, rest])
+    return ranks
+
+
+def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
+                    index: str | None = None, M: int = 16, nbits: int = 8, nlist: int | None = None,
+                    nprobe: int = 8, seed: int = 0) -> dict:
     """Run a method end to end and measure it.
 
     Returns a JSON-able dict: ``dataset``, ``method``, ``n_db``,
@@ -449,11 +548,45 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True) -> dict:
     and ``seconds``: the method's time on this machine, with the time of
     cached steps as measured when they were computed (so a second run
     reports the same cost, not the cache's).
+
+    ``whiten``, ``dim``: PCA-whitening learned on the training split
+    (:func:`whitened`). ``index``: one of
+    :data:`coursekit.ann.INDEX_KINDS`, built by
+    :func:`coursekit.ann.build_index` (``M``, ``nbits``, ``nlist``,
+    ``nprobe``, ``seed``) on the training split's vectors (the database's
+    when the dataset has no training split: ``index_trained_on`` says which);
+    the measures are then of the index's ranking (:func:`index_ranks`),
+    those of exact search are added with the prefix ``exact_``, and
+    ``recall@R`` is the fraction of queries whose exact nearest neighbour
+    the index returns in its first ``R`` (:func:`coursekit.ann.recall_at`),
+    with ``ms_per_query`` and ``bytes_per_vector``. Between vectors at equal
+    distances (duplicates), the first in the database counts as the nearest.
     """
+    from .ann import build_index, recall_at, true_neighbours
+
     start = time.perf_counter()
-    result = run_method(name, ds, progress)
-    ranks = ranks_from_similarities(result.sims)
-    scores = evaluate(ranks, ds)
-    seconds = time.perf_counter() - start + result.cached_seconds
-    return {"dataset": ds.name, "method": name, "n_db": ds.n_db, "n_queries": ds.n_queries,
-            **{k: round(v, 4) for k, v in scores.items()}, "seconds": round(seconds, 2)}
+    result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None)
+    scores = evaluate(ranks_from_similarities(result.sims), ds)
+    out = {"dataset": ds.name, "method": name + ("+whiten" if whiten else ""), "n_db": ds.n_db,
+           "n_queries": ds.n_queries}
+    if whiten:
+        out["dim"] = int(result.X_db.shape[1])
+    if index is None:
+        out.update({k: round(v, 4) for k, v in scores.items()})
+    else:
+        X_train = result.X_train if result.X_train is not None else result.X_db
+        idx = build_index(index, X_train, result.X_db, M=M, nbits=nbits, nlist=nlist, nprobe=nprobe, seed=seed)
+        t0 = time.perf_counter()
+        _, I = idx.search(result.X_q, ds.n_db)
+        search_seconds = time.perf_counter() - t0
+        ranked = evaluate(index_ranks(I, ds.n_db), ds)
+        gt = true_neighbours(result.X_db, result.X_q, ds.n_db)[:, 0]  # all k: ties go to the first in the database
+        recall = recall_at(I, gt, [r for r in (1, 10, 100) if r <= ds.n_db])
+        out.update(index=repr(idx), index_trained_on="train" if result.X_train is not None else "database")
+        out.update({k: round(v, 4) for k, v in ranked.items()})
+        out.update({f"exact_{k}": round(v, 4) for k, v in scores.items()})
+        out.update({f"recall@{r}": round(v, 4) for r, v in recall.items()})
+        out.update(ms_per_query=round(1e3 * search_seconds / ds.n_queries, 3),
+                   bytes_per_vector=idx.memory_per_vector)
+    out["seconds"] = round(time.perf_counter() - start + result.cached_seconds, 2)
+    return out

@@ -69,6 +69,30 @@ def test_evaluate_uses_the_cache(ukbench, capsys, tmp_path):
     assert second["ns_score"] == first["ns_score"]
 
 
+def test_evaluate_through_an_index_reports_recall_against_exact_search(ukbench, capsys):
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist", "--json"]
+    assert main(args + ["--index", "exact"]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert exact["ns_score"] == exact["exact_ns_score"] and exact["recall@1"] == 1.0
+    assert exact["index_trained_on"] == "database"  # ukbench has no training split
+    assert main(args + ["--index", "ivfpq", "--pq-m", "8", "--pq-nbits", "2", "--nlist", "3", "--nprobe", "1"]) == 0
+    ivf = json.loads(capsys.readouterr().out)
+    assert ivf["index"].startswith("IVFPQIndex(nlist=3, M=8, nbits=2, nprobe=1")
+    assert ivf["bytes_per_vector"] == 8 * 2 / 8 + 8 and "recall@10" in ivf and 0 <= ivf["recall@10"] <= 1
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--whiten"], "'ukbench' has none"),
+    (["--index", "pq"], "nbits=8 learns 256 centroids per block from 12 training vectors: pass nbits <= 3"),
+    (["--index", "pq", "--pq-m", "7", "--pq-nbits", "2"], "M must divide 4096"),
+])
+def test_whitening_and_index_errors_exit_2_with_one_line(ukbench, capsys, extra, needle):
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist"]
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
 def test_table_output(ukbench, capsys):
     assert main(["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist"]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The methods of notebooks 03 and 04 end to end: bow, bow_sv, vlad, fisher.
+"""The methods of notebooks 03 and 04 end to end: bow, bow_sv, vlad, fisher; whitening and indexes of notebooks 05-06.
 
 A tiny dataset of photographs with a training split of other photographs;
 the queries are warped views of two database images.
@@ -14,7 +14,8 @@ from coursekit import aggregation, local
 from coursekit.bow import dataset_vocabulary
 from coursekit.datasets import Dataset, GroundTruth
 from coursekit.evaluation import ranks_from_similarities
-from coursekit.methods import METHODS, bow, bow_sv, fisher, vlad
+from coursekit.methods import METHODS, bow, bow_sv, color_hist, evaluate_method, fisher, index_ranks, run_method, vlad, whitened
+from coursekit.whitening import fit_pca_whitening
 from test_local import warped
 
 
@@ -119,3 +120,63 @@ def test_vlad_and_fisher_vectors_are_the_documented_pipelines(dataset):
 def test_a_vocabulary_larger_than_the_training_descriptors_is_refused(dataset):
     with pytest.raises(ValueError, match=r"k=1000000 words needs at least 1000000 .* pass a smaller k"):
         dataset_vocabulary(dataset, 1_000_000, progress=False)
+
+
+def test_with_train_adds_training_vectors_made_by_the_same_pipeline(dataset):
+    r = vlad(dataset, k=8, progress=False, with_train=True)
+    assert r.X_train.shape == (5, 8 * 128)
+    C, _ = dataset_vocabulary(dataset, 8, progress=False)
+    ftr, _ = local.extract_sift(dataset.train, max_features=500, progress=False)
+    v = aggregation.vlad(ftr.descriptors(2), C)
+    expected = aggregation.l2_normalize(aggregation.intra_normalize(aggregation.power_normalize(v), 8))
+    np.testing.assert_allclose(r.X_train[2], expected, atol=1e-6)
+    assert vlad(dataset, k=8, progress=False).X_train is None  # not asked for: not computed
+
+
+def test_colour_training_vectors_are_cached_apart_from_the_database(dataset):
+    plain = color_hist(dataset, progress=False)
+    both = color_hist(dataset, progress=False, with_train=True)
+    np.testing.assert_array_equal(plain.X_db, both.X_db)
+    assert both.X_train.shape == (5, 16 ** 3)
+    np.testing.assert_allclose(np.linalg.norm(both.X_train, axis=1), 1, atol=1e-5)
+    again = color_hist(dataset, progress=False, with_train=True)
+    assert again.cached_seconds >= both.cached_seconds and again.cached_seconds > 0
+
+
+def test_whitening_is_learned_on_the_training_vectors_only(dataset):
+    r = vlad(dataset, k=8, progress=False, with_train=True)
+    w = whitened(r, d=3)
+    W = fit_pca_whitening(r.X_train, 3)
+    np.testing.assert_allclose(w.X_db, W.apply(r.X_db), atol=1e-6)
+    np.testing.assert_allclose(w.sims, w.X_q @ w.X_db.T, atol=1e-6)
+    assert w.X_db.shape == (5, 3) and w.X_train.shape == (5, 3)
+    assert whitened(r).X_db.shape == (5, 4)  # by default every direction with variance: T - 1
+    with pytest.raises(ValueError, match="with_train=True"):
+        whitened(vlad(dataset, k=8, progress=False))
+
+
+def test_whitening_or_an_index_needs_global_vectors_and_a_training_split(dataset):
+    with pytest.raises(ValueError, match="no global vectors"):
+        run_method("sift_match", dataset, progress=False, whiten=True)
+    no_train = Dataset("tiny", dataset.root, dataset.db, dataset.queries, dataset.gnd)
+    with pytest.raises(ValueError, match="has none"):
+        run_method("color_hist", no_train, progress=False, whiten=True)
+    with pytest.raises(ValueError, match="pass it with whiten"):
+        run_method("color_hist", dataset, progress=False, dim=3)
+
+
+def test_index_ranks_put_what_the_index_did_not_return_last_in_database_order():
+    I = np.array([[3, 1, -1, -1], [0, 1, 2, 3]])
+    np.testing.assert_array_equal(index_ranks(I, 5), [[3, 1, 0, 2, 4], [0, 1, 2, 3, 4]])
+
+
+def test_evaluate_through_an_index(dataset):
+    exact = evaluate_method("color_hist", dataset, progress=False, index="exact")
+    assert exact["map"] == exact["exact_map"] == 1.0
+    assert exact["recall@1"] == 1.0 and exact["index_trained_on"] == "train"
+    assert exact["bytes_per_vector"] == 4 * 16 ** 3
+    pq = evaluate_method("color_hist", dataset, progress=False, index="pq", M=8, nbits=2)
+    assert pq["bytes_per_vector"] == 8 * 2 / 8 and pq["index"].startswith("PQIndex(M=8, nbits=2")
+    assert 0 <= pq["recall@1"] <= 1 and "recall@10" not in pq  # only 5 database images
+    with pytest.raises(ValueError, match=r"nbits=8 learns 256 centroids per block from 5 training vectors"):
+        evaluate_method("color_hist", dataset, progress=False, index="pq")

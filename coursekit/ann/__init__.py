@@ -24,7 +24,8 @@ The functions the exercises of notebook 06 are checked against:
 :func:`adc_tables` (the ADC lookup table), with :func:`adc_distances` and
 :func:`pq_decode` beside them. Measuring: :func:`recall_at`,
 :func:`true_neighbours`, :func:`evaluate_index`, :func:`sweep` (recall
-against time as a search parameter varies); test data:
+against time as a search parameter varies), :func:`build_index` (what
+``python -m coursekit evaluate --index`` builds); test data:
 :func:`synthetic_vectors`.
 
 Implementation: numpy and scipy, vectorised (no Python loop over database
@@ -35,7 +36,7 @@ in faiss and measures both (``benchmarks/bench_ann.py`` prints the table).
 """
 
 from .base import Index, as_vectors, kmeans, nearest_centroid, squared_distances, top_k
-from .evaluate import evaluate_index, recall_at, sweep, synthetic_vectors, true_neighbours
+from .evaluate import INDEX_KINDS, build_index, evaluate_index, recall_at, sweep, synthetic_vectors, true_neighbours
 from .exact import ExactIndex
 from .kdtree import KDTreeIndex, build_kdtree
 from .lopq import LOPQIndex
@@ -52,5 +53,5 @@ __all__ = [
     "train_codebooks", "pq_encode", "pq_decode", "adc_tables", "sdc_tables", "adc_distances", "train_opq",
     "procrustes", "eigenvalue_allocation",
     "ivf_scan", "multi_index_cells",
-    "recall_at", "true_neighbours", "evaluate_index", "sweep", "synthetic_vectors",
+    "recall_at", "true_neighbours", "evaluate_index", "sweep", "synthetic_vectors", "INDEX_KINDS", "build_index",
 ]

@@ -16,7 +16,10 @@ import numpy as np
 from .base import Index, as_vectors
 from .exact import ExactIndex
 
-__all__ = ["recall_at", "true_neighbours", "evaluate_index", "sweep", "synthetic_vectors"]
+__all__ = ["recall_at", "true_neighbours", "evaluate_index", "sweep", "synthetic_vectors", "INDEX_KINDS", "build_index"]
+
+# the indexes ``python -m coursekit evaluate --index`` can build
+INDEX_KINDS = ("exact", "kdtree", "lsh", "pq", "opq", "ivfpq")
 
 
 def true_neighbours(X_db, X_q, k: int = 1) -> np.ndarray:
@@ -82,6 +85,50 @@ def sweep(index: Index, param: str, values, X_q, gt: np.ndarray, ranks=(1, 10, 1
     finally:
         setattr(index, param, before)
     return points
+
+
+def build_index(kind: str, X_train, X_db, M: int = 16, nbits: int = 8, nlist: int | None = None,
+                nprobe: int = 8, seed: int = 0) -> Index:
+    """Train an index of one of :data:`INDEX_KINDS` on ``X_train (T, D)`` and fill it with ``X_db (N, D)``.
+
+    ``M``, ``nbits``: the product quantizer of ``pq``, ``opq`` and ``ivfpq``
+    (``M`` must divide ``D``; ``2^nbits`` centroids need as many training
+    vectors). ``nlist``: the coarse lists of ``ivfpq``, by default about
+    ``sqrt(N)`` (and at most ``T``); ``nprobe``: the lists visited per query.
+    ``lsh``: ``M * nbits`` random-hyperplane bits, the code size of PQ's,
+    ranked by Hamming distance. ``exact`` and ``kdtree`` ignore the rest.
+    """
+    from .exact import ExactIndex
+    from .kdtree import KDTreeIndex
+    from .lsh import LSHIndex
+    from .pq import IVFPQIndex, OPQIndex, PQIndex
+
+    X_train, X_db = as_vectors(X_train, "X_train"), as_vectors(X_db, "X_db")
+    D = X_db.shape[1]
+    if X_train.shape[1] != D:
+        raise ValueError(f"training vectors are {X_train.shape[1]}-D, database vectors {D}-D")
+    if kind in ("pq", "opq", "ivfpq"):
+        if D % M:
+            raise ValueError(f"PQ cuts {D}-D vectors into M={M} blocks: M must divide {D} (pass another M)")
+        if len(X_train) < (1 << nbits):
+            raise ValueError(f"PQ with nbits={nbits} learns {1 << nbits} centroids per block from {len(X_train)} "
+                             f"training vectors: pass nbits <= {max(int(np.log2(len(X_train))), 1)}")
+    if kind == "exact":
+        index = ExactIndex(seed=seed)
+    elif kind == "kdtree":
+        index = KDTreeIndex(seed=seed)
+    elif kind == "lsh":
+        index = LSHIndex(n_bits=M * nbits, seed=seed)
+    elif kind == "pq":
+        index = PQIndex(M, nbits, seed=seed)
+    elif kind == "opq":
+        index = OPQIndex(M, nbits, seed=seed)
+    elif kind == "ivfpq":
+        nlist = nlist or max(1, min(int(round(np.sqrt(len(X_db)))), len(X_train)))
+        index = IVFPQIndex(nlist, M, nbits, nprobe=nprobe, seed=seed)
+    else:
+        raise ValueError(f"unknown index {kind!r}; known: {', '.join(INDEX_KINDS)}")
+    return index.train(X_train).add(X_db)
 
 
 def synthetic_vectors(n: int, d: int = 64, n_clusters: int = 100, decay: float = 1.0, seed: int = 0) -> np.ndarray:
