@@ -5,8 +5,13 @@
    last run is not executed again);
 2. runs every method of :mod:`coursekit.methods` on every dataset present
    (features come from the disk cache after the first run);
-3. writes ``OUT/report.json`` and ``OUT/REPORT.md``: mAP per method per
-   dataset, with the time each took on this machine.
+3. measures nearest-neighbour search on every dataset (notebook 06): each
+   index of :mod:`coursekit.ann` on 100,000 of its RootSIFT descriptors
+   (:func:`descriptor_search`: recall against exact search, query time,
+   memory), and whole-image search through PQ and IVF-PQ
+   (:data:`INDEXED`: mAP through the index beside exact search's);
+4. writes ``OUT/report.json`` and ``OUT/REPORT.md``: mAP per method per
+   dataset, with the time each took on this machine, and the search tables.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .datasets import DATASET_NAMES, DatasetError, load_dataset
 from .methods import METHODS, evaluate_method
 
-__all__ = ["run_course", "present_datasets", "write_report", "package_digest"]
+__all__ = ["run_course", "present_datasets", "write_report", "package_digest", "descriptor_search", "INDEXED",
+           "SEARCH_CONFIGS"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,6 +90,99 @@ def _execute_notebooks(out: Path, timeout: int) -> list[dict]:
     return records
 
 
+# the indexes of the descriptor search table: coursekit.ann.compare's configurations and a k-d tree forest
+SEARCH_CONFIGS = ("exact", "kdtree", "lsh", "lsh_rerank", "pq", "opq", "ivfpq", "imi")
+KDTREE = {"leaf_size": 32, "n_trees": 4, "max_leaves": 64}
+
+# whole-image search through an index: (method, evaluate_method's keywords)
+INDEXED = [("vlad", {"whiten": True, "dim": 128, "index": "exact"}),
+           ("vlad", {"whiten": True, "dim": 128, "index": "pq", "M": 16}),
+           ("vlad", {"whiten": True, "dim": 128, "index": "ivfpq", "M": 16, "nprobe": 8})]
+
+
+def descriptor_search(ds, n_db: int = 100_000, n_queries: int = 1_000, n_train: int = 40_000, seed: int = 0,
+                      progress: bool = False) -> dict:
+    """Every index of :data:`SEARCH_CONFIGS` on RootSIFT descriptors of ``ds``.
+
+    Database vectors: ``n_db`` descriptors sampled from the database images;
+    queries: ``n_queries`` from the query images; training vectors:
+    :func:`coursekit.bow.training_descriptors` (the training split, or the
+    database images when there is none). Each index is built with the
+    parameters of :data:`coursekit.ann.compare.CONFIGS` (the k-d tree with
+    :data:`KDTREE`) and searched once, on one BLAS thread; recall@R is the
+    fraction of queries whose exact nearest neighbour is among the first R.
+    Returns ``{"n_db", "n_queries", "n_train", "train_split", "rows": [...]}``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from .ann import KDTreeIndex, evaluate_index, true_neighbours
+    from .ann.compare import CONFIGS, ours
+    from .bow import training_descriptors
+    from .local import rootsift
+    from .methods import _sift_features
+
+    rng = np.random.default_rng(seed)
+    fdb, fq, _ = _sift_features(ds, 500, progress)
+    X_db = rootsift(fdb.desc.astype(np.float32))
+    X_q = rootsift(fq.desc.astype(np.float32))
+    X_db = X_db[np.sort(rng.choice(len(X_db), min(n_db, len(X_db)), replace=False))]
+    X_q = X_q[np.sort(rng.choice(len(X_q), min(n_queries, len(X_q)), replace=False))]
+    X_train, source = training_descriptors(ds, n_train, seed, progress)
+    rows = []
+    with threadpool_limits(1):
+        gt = true_neighbours(X_db, X_q, 1)
+        for config in SEARCH_CONFIGS:
+            if config == "ivfpq" and len(X_train) < 39 * CONFIGS["ivfpq"]["nlist"]:
+                rows.append({"index": config, "skipped": f"nlist={CONFIGS['ivfpq']['nlist']} needs "
+                                                         f"{39 * CONFIGS['ivfpq']['nlist']:,} training vectors"})
+                continue
+            index = KDTreeIndex(**KDTREE, seed=seed) if config == "kdtree" else ours(config, seed=seed)
+            start = time.perf_counter()
+            index.train(X_train).add(X_db)
+            build = time.perf_counter() - start
+            params = KDTREE if config == "kdtree" else CONFIGS[config]
+            rows.append({"index": config, "params": ", ".join(f"{k}={v}" for k, v in params.items()),
+                         **evaluate_index(index, X_q, gt), "build_seconds": build})
+    return {"n_db": len(X_db), "n_queries": len(X_q), "n_train": len(X_train), "train_split": source["split"],
+            "rows": rows}
+
+
+def _search_lines(name: str, search: dict, indexed: list[dict]) -> list[str]:
+    """The two search tables of one dataset, as Markdown lines."""
+    lines = []
+    if search:
+        lines += [f"### {name}: nearest-neighbour search on RootSIFT descriptors", "",
+                  f"{search['n_db']:,} database descriptors, {search['n_queries']:,} query descriptors (from the "
+                  f"query images), indexes trained on {search['n_train']:,} descriptors of the "
+                  f"{'training split' if search['train_split'] == 'train' else 'database images'}. Recall@R: the "
+                  "fraction of queries whose exact nearest neighbour is among the first R results. One thread.", "",
+                  "| index | parameters | R@1 | R@10 | R@100 | ms / query | bytes / vector | build (s) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in search["rows"]:
+            if "error" in r or "skipped" in r:
+                why = f"failed: {r['error']}" if "error" in r else f"skipped: {r['skipped']}"
+                lines.append(f"| {r['index']} | {why} | | | | | | |")
+                continue
+            lines.append(f"| {r['index']} | {r['params']} | {r['recall@1']:.3f} | {r['recall@10']:.3f} | "
+                         f"{r['recall@100']:.3f} | {r['ms_per_query']:.3f} | {r['bytes_per_vector']:g} | "
+                         f"{r['build_seconds']:.1f} |")
+        lines.append("")
+    if indexed:
+        lines += [f"### {name}: image search through an index", "",
+                  "VLAD PCA-whitened to 128-D (learned on the training split), searched through each index; mAP of "
+                  "the index's ranking (images it does not return rank last) beside exact search's on the same "
+                  "vectors.", "", "| index | mAP | exact mAP | R@1 | R@10 | ms / query | bytes / vector |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in indexed:
+            if "error" in r:
+                lines.append(f"| {r['index']} | failed: {r['error']} | | | | | |")
+                continue
+            lines.append(f"| {r['index']} | {_fmt(r['map'])} | {_fmt(r['exact_map'])} | {_fmt(r['recall@1'])} | "
+                         f"{_fmt(r.get('recall@10'))} | {r['ms_per_query']:.3f} | {r['bytes_per_vector']:g} |")
+        lines.append("")
+    return lines
+
+
 def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
@@ -121,6 +222,11 @@ def write_report(out: Path, report: dict) -> None:
             cells.append(f"{r['seconds']:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    searched = [n for n in report["datasets"] if report.get("search", {}).get(n) or report.get("indexed", {}).get(n)]
+    if searched:
+        lines += ["## Searching many vectors fast", ""]
+        for name in searched:
+            lines += _search_lines(name, report["search"].get(name), report["indexed"].get(name))
     if report["absent"]:
         lines += ["Datasets not present (fetch with `python data_scripts/get.py NAME`): "
                   + ", ".join(report["absent"]) + ".", ""]
@@ -140,7 +246,7 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
     absent = [n for n in DATASET_NAMES if n not in names and n != "folder"] if not datasets else []
     nb_records = _execute_notebooks(out, timeout) if notebooks else []
 
-    results, info = [], {}
+    results, info, search, indexed = [], {}, {}, {}
     for name in names:
         ds = load_dataset(name)
         info[name] = {"n_db": ds.n_db, "n_queries": ds.n_queries, "root": str(ds.root)}
@@ -150,6 +256,19 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
                 results.append(evaluate_method(method, ds, progress=sys.stderr.isatty()))
             except Exception as err:  # one broken method must not hide the others' results
                 results.append({"dataset": name, "method": method, "error": f"{type(err).__name__}: {err}"})
+        print(f"[course] nearest-neighbour search on {name} ...", flush=True)
+        try:
+            search[name] = descriptor_search(ds, progress=sys.stderr.isatty())
+        except Exception as err:
+            search[name] = {"n_db": 0, "n_queries": 0, "n_train": 0, "train_split": "-",
+                            "rows": [{"index": "all", "error": f"{type(err).__name__}: {err}"}]}
+        indexed[name] = []
+        if ds.train:  # whitening is learned on the training split
+            for method, kwargs in INDEXED:
+                try:
+                    indexed[name].append(evaluate_method(method, ds, progress=False, **kwargs))
+                except Exception as err:
+                    indexed[name].append({"index": kwargs["index"], "error": f"{type(err).__name__}: {err}"})
     report = {
         "generated": time.strftime("%Y-%m-%d %H:%M"),
         "version": __version__,
@@ -157,9 +276,13 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
         "datasets": info,
         "absent": absent,
         "results": results,
+        "search": search,
+        "indexed": indexed,
         "notebooks": nb_records,
     }
     write_report(out, report)
     print(f"[course] wrote {out / 'REPORT.md'} and {out / 'report.json'}")
     failed = [r for r in results if "error" in r] + [n for n in nb_records if n["status"] == "failed"]
+    failed += [r for rows in indexed.values() for r in rows if "error" in r]
+    failed += [r for s in search.values() for r in s["rows"] if "error" in r]
     return 1 if failed else 0

@@ -140,6 +140,7 @@ def test_course_report(ukbench, tmp_path, monkeypatch):
     assert row["method"] == "color_hist" and row["ns_score"] == pytest.approx(45 / 12, abs=1e-4)
     md = (out / "REPORT.md").read_text()
     assert "## ukbench" in md and "| color_hist |" in md and "N-S" in md and "| bow | failed: ValueError" in md
+    assert "| all | failed: ValueError: the 12 database images of 'ukbench' have no SIFT keypoints" in md
 
 
 def test_python_dash_m_entry_point():

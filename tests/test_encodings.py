@@ -180,3 +180,22 @@ def test_evaluate_through_an_index(dataset):
     assert 0 <= pq["recall@1"] <= 1 and "recall@10" not in pq  # only 5 database images
     with pytest.raises(ValueError, match=r"nbits=8 learns 256 centroids per block from 5 training vectors"):
         evaluate_method("color_hist", dataset, progress=False, index="pq")
+
+
+def test_descriptor_search_measures_every_index_and_the_report_shows_it(dataset, tmp_path):
+    from coursekit.course import SEARCH_CONFIGS, descriptor_search, write_report
+
+    search = descriptor_search(dataset, n_db=1500, n_queries=200, n_train=3000)  # the database has 1738
+    assert search["n_db"] == 1500 and search["n_queries"] == 200 and search["train_split"] == "train"
+    rows = {r["index"]: r for r in search["rows"]}
+    assert list(rows) == list(SEARCH_CONFIGS)
+    assert rows["exact"]["recall@1"] == 1.0 and rows["exact"]["bytes_per_vector"] == 4 * 128
+    assert rows["pq"]["bytes_per_vector"] == 16 and 0.3 < rows["pq"]["recall@100"] <= 1.0
+    assert rows["pq"]["recall@1"] <= rows["pq"]["recall@10"] <= rows["pq"]["recall@100"]
+    assert "skipped" in rows["ivfpq"]  # 3000 training vectors are too few for 1024 lists
+    report = {"generated": "now", "version": "x", "machine": "here", "absent": [], "notebooks": [], "results": [],
+              "datasets": {"tiny": {"n_db": 5, "n_queries": 2}}, "search": {"tiny": search}, "indexed": {"tiny": []}}
+    write_report(tmp_path, report)
+    md = (tmp_path / "REPORT.md").read_text()
+    assert "### tiny: nearest-neighbour search on RootSIFT descriptors" in md
+    assert f"| exact |  | 1.000 | 1.000 | 1.000 |" in md and "| ivfpq | skipped: nlist=1024 needs 39,936" in md
