@@ -64,6 +64,17 @@ def test_top_k_on_long_rows_equals_a_full_sort(dtype, k):
         assert all(len(set(row)) == k for row in cols)
 
 
+def test_top_k_on_long_rows_of_padding_returns():
+    """Rows mostly inf (an inverted file's padded candidates): the threshold keeps every entry, so
+    the selection must fall back to argpartition rather than call itself again on the same rows."""
+    D = np.full((3, 8192), np.inf, np.float32)
+    D[0, :5] = [4, 3, 2, 1, 0]
+    D[1, 100] = 7
+    vals, cols = top_k(D, 100)
+    assert cols[0, :5].tolist() == [4, 3, 2, 1, 0] and (cols[0, 5:] == -1).all()
+    assert cols[1, 0] == 100 and vals[1, 0] == 7 and (cols[1, 1:] == -1).all() and (cols[2] == -1).all()
+
+
 def test_recall_at_counts_the_true_neighbour_in_the_first_r():
     I = np.array([[4, 1, 2], [0, 3, 9], [7, 8, 5]])
     assert recall_at(I, np.array([4, 3, 6]), ranks=(1, 2, 3)) == {1: 1 / 3, 2: 2 / 3, 3: 2 / 3}

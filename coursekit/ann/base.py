@@ -85,6 +85,12 @@ def top_k(D: np.ndarray, k: int, largest: bool = False) -> tuple[np.ndarray, np.
         D = D.astype(np.float32)            # numpy's vectorised selection covers 32- and 64-bit types only
     if N >= 4096 and N >= 32 * k and Q > 0:
         return _top_k_long(D, k, largest)
+    return _top_k_plain(D, k, largest)
+
+
+def _top_k_plain(D: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` by ``np.argpartition`` (``k <= N``)."""
+    Q, N = D.shape
     key = -D if largest else D
     if k < N:
         cols = np.argpartition(key, k - 1, axis=1)[:, :k]
@@ -116,6 +122,8 @@ def _top_k_long(D: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.nd
     rows, cols = np.divmod(np.flatnonzero(key <= tau[:, None]), N)        # (flat is much faster than 2-D nonzero)
     counts = np.bincount(rows, minlength=Q)
     width = int(counts.max())
+    if 2 * width > N:  # the threshold kept most of a row (it is mostly inf padding, or ties): no gain
+        return _top_k_plain(D, k, largest)
     slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
     cand = np.full((Q, width), np.inf, np.float64 if key.dtype == np.float64 else np.float32)
     cand[rows, slot] = key[rows, cols]
