@@ -171,7 +171,8 @@ def _search_lines(name: str, search: dict, indexed: list[dict]) -> list[str]:
         lines += [f"### {name}: image search through an index", "",
                   "VLAD PCA-whitened to 128-D (learned on the training split), searched through each index; mAP of "
                   "the index's ranking (images it does not return rank last) beside exact search's on the same "
-                  "vectors.", "", "| index | mAP | exact mAP | R@1 | R@10 | ms / query | bytes / vector |",
+                  "vectors; R@R: the fraction of queries whose exact nearest neighbour (other than the query's own "
+                  "copy, where the query is a database image) is among the index's first R.", "", "| index | mAP | exact mAP | R@1 | R@10 | ms / query | bytes / vector |",
                   "|---|---|---|---|---|---|---|"]
         for r in indexed:
             if "error" in r:

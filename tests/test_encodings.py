@@ -14,7 +14,8 @@ from coursekit import aggregation, local
 from coursekit.bow import dataset_vocabulary
 from coursekit.datasets import Dataset, GroundTruth
 from coursekit.evaluation import ranks_from_similarities
-from coursekit.methods import METHODS, bow, bow_sv, color_hist, evaluate_method, fisher, index_ranks, run_method, vlad, whitened
+from coursekit.methods import (METHODS, bow, bow_sv, color_hist, evaluate_method, fisher, index_ranks, neighbour_recall,
+                               run_method, vlad, whitened)
 from coursekit.whitening import fit_pca_whitening
 from test_local import warped
 
@@ -168,6 +169,14 @@ def test_whitening_or_an_index_needs_global_vectors_and_a_training_split(dataset
 def test_index_ranks_put_what_the_index_did_not_return_last_in_database_order():
     I = np.array([[3, 1, -1, -1], [0, 1, 2, 3]])
     np.testing.assert_array_equal(index_ranks(I, 5), [[3, 1, 0, 2, 4], [0, 1, 2, 3, 4]])
+
+
+def test_neighbour_recall_skips_copies_of_the_query_and_accepts_ties():
+    D = np.array([[0.0, 0.5, 0.2, 0.2, 0.9],     # query 0 is database image 0; images 2 and 3 tie
+                  [0.3, 0.1, 0.4, 0.8, 0.7]])
+    assert neighbour_recall(D, np.array([[0, 3, 1], [1, 0, 2]]), ranks=(1,)) == {1: 1.0}
+    assert neighbour_recall(D, np.array([[0, 1, 2], [0, 1, 2]]), ranks=(1, 2)) == {1: 0.0, 2: 1.0}
+    assert neighbour_recall(D, np.array([[1, -1, -1], [2, 3, -1]]), ranks=(1, 3)) == {1: 0.0, 3: 0.0}
 
 
 def test_evaluate_through_an_index(dataset):
