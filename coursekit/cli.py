@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     g = p.add_argument_group("global vectors (methods " + ", ".join(GLOBAL_METHODS) + ")")
     g.add_argument("--whiten", action="store_true",
-                   help="PCA-whiten the vectors, learned on the training split, then L2 (notebook 05)")
-    g.add_argument("--dim", type=_positive, help="dimensions the whitening keeps (default: all with variance)")
+                   help="whiten the vectors, learned on the training split, then L2 (notebook 05)")
+    g.add_argument("--dim", type=_positive, help="PCA-whiten to this many dimensions (default: keep every dimension, "
+                   "whitened by the shrunk training covariance)")
     g.add_argument("--index", choices=INDEX_KINDS,
                    help="search through this index and report its mAP and recall against exact search (notebook 06)")
     g.add_argument("--pq-m", type=_positive, default=16, help="PQ sub-quantizers M, must divide the dimension "

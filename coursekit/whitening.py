@@ -21,6 +21,13 @@ The small eigenvalues are mostly noise, and ``lambda^(-1/2)`` amplifies
 them most; ``eps`` regularises: ``P = diag(lambda + eps * lambda_1)^(-1/2) E^T``,
 so that no direction is amplified more than ``sqrt((1 + eps) / eps)``
 times as much as the first (about ``1 / sqrt(eps)``).
+
+With few training vectors (``T``, and ``T - 1 < D``), PCA-whitening can
+keep at most ``T - 1`` directions, and the directions along which the
+test images differ are mostly among those the training images never
+explored. :func:`fit_shrunk_whitening` keeps them all: the same formula on
+every direction of ``R^D``, ``(Sigma + eps lambda_1 I)^(-1/2)`` (notebook 05
+measures both).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PCA", "fit_pca", "Whitening", "fit_pca_whitening", "l2_normalize"]
+__all__ = ["PCA", "fit_pca", "Whitening", "fit_pca_whitening", "ShrunkWhitening", "fit_shrunk_whitening", "l2_normalize"]
 
 
 @dataclass
@@ -127,3 +134,43 @@ def fit_pca_whitening(X: np.ndarray, d: int | None = None, eps: float = 1e-3) ->
                          f"(d < N = {len(X)} training vectors) or set eps > 0")
     P = pca.components / np.sqrt(lam_reg)[:, None]
     return Whitening(pca.mean, P.astype(np.float32))
+
+
+@dataclass
+class ShrunkWhitening:
+    """Whitening by a covariance shrunk towards the identity, every dimension kept.
+
+    ``x -> (Sigma + eps lambda_1 I)^(-1/2) (x - m)``, up to a constant factor
+    (which the L2 normalisation removes): ``x - m`` with its component along each
+    learned direction ``e_i`` multiplied by ``sqrt(eps lambda_1 / (lambda_i + eps lambda_1))``.
+    It is :func:`fit_pca_whitening`'s formula applied to all ``D`` directions,
+    those without variance in the training set included (``lambda = 0``), kept
+    in the original coordinates. ``mean (D,)``, ``components (T, D)``,
+    ``damping (T,) float32``.
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    damping: np.ndarray
+
+    def apply(self, X: np.ndarray, normalize: bool = True) -> np.ndarray:
+        """``(N, D) -> (N, D) float32``, then L2 unless ``normalize=False``."""
+        Xc = np.asarray(X, dtype=np.float32) - self.mean
+        Y = Xc + ((Xc @ self.components.T) * (self.damping - 1.0)) @ self.components
+        return l2_normalize(Y) if normalize else Y.astype(np.float32)
+
+
+def fit_shrunk_whitening(X: np.ndarray, eps: float = 1e-3) -> ShrunkWhitening:
+    """Learn :class:`ShrunkWhitening` on ``X (N, D)``; ``eps > 0``.
+
+    With few training vectors (``N - 1 < D``) PCA-whitening can keep at most
+    ``N - 1`` directions; this keeps the others too, with the weight
+    ``1 / sqrt(eps lambda_1)`` of a direction of zero variance (akin to
+    Ledoit and Wolf's shrinkage, J. Multivariate Analysis 2004).
+    """
+    if eps <= 0:
+        raise ValueError(f"eps must be > 0 to keep the directions without variance, got {eps}")
+    pca = fit_pca(X)
+    lam = pca.variances.astype(np.float64)
+    damping = np.sqrt(eps * lam[0] / (lam + eps * lam[0]))
+    return ShrunkWhitening(pca.mean, pca.components, damping.astype(np.float32))

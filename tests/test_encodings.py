@@ -16,7 +16,7 @@ from coursekit.datasets import Dataset, GroundTruth
 from coursekit.evaluation import ranks_from_similarities
 from coursekit.methods import (METHODS, bow, bow_sv, color_hist, evaluate_method, fisher, index_ranks, neighbour_recall,
                                run_method, vlad, whitened)
-from coursekit.whitening import fit_pca_whitening
+from coursekit.whitening import fit_pca_whitening, fit_shrunk_whitening
 from test_local import warped
 
 
@@ -151,7 +151,9 @@ def test_whitening_is_learned_on_the_training_vectors_only(dataset):
     np.testing.assert_allclose(w.X_db, W.apply(r.X_db), atol=1e-6)
     np.testing.assert_allclose(w.sims, w.X_q @ w.X_db.T, atol=1e-6)
     assert w.X_db.shape == (5, 3) and w.X_train.shape == (5, 3)
-    assert whitened(r).X_db.shape == (5, 4)  # by default every direction with variance: T - 1
+    full = whitened(r)                         # by default every dimension, whitened by the shrunk covariance
+    np.testing.assert_allclose(full.X_q, fit_shrunk_whitening(r.X_train, 1e-3).apply(r.X_q), atol=1e-6)
+    assert full.X_db.shape == (5, 8 * 128)
     with pytest.raises(ValueError, match="with_train=True"):
         whitened(vlad(dataset, k=8, progress=False))
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from coursekit.whitening import fit_pca, fit_pca_whitening
+from coursekit.whitening import fit_pca, fit_pca_whitening, fit_shrunk_whitening
 
 
 def test_pca_finds_the_axes_of_an_anisotropic_cloud():
@@ -81,3 +81,22 @@ def test_pca_refuses_bad_data():
         fit_pca(np.array([[1.0, np.nan], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="N >= 2"):
         fit_pca(np.zeros((1, 3)))
+
+
+def test_shrunk_whitening_is_the_inverse_square_root_of_the_shrunk_covariance():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(8, 20)) @ rng.normal(size=(20, 20))       # 8 vectors in 20-D: rank 7 once centred
+    eps = 0.05
+    W = fit_shrunk_whitening(X, eps)
+    Xc = X - X.mean(0)
+    cov = Xc.T @ Xc / (len(X) - 1)
+    lam, V = np.linalg.eigh(cov)
+    lam1 = lam.max()
+    M = V @ np.diag((np.maximum(lam, 0) + eps * lam1) ** -0.5) @ V.T    # (Sigma + eps lambda_1 I)^(-1/2)
+    Y = rng.normal(size=(5, 20))
+    expected = (Y - X.mean(0)) @ M.T
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(W.apply(Y), expected, atol=1e-5)
+    assert W.apply(Y).shape == (5, 20)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        fit_shrunk_whitening(X, 0.0)
