@@ -403,13 +403,33 @@ def _aggregate(feats, describe: Callable[[np.ndarray], np.ndarray], desc: str, p
                      tqdm(range(len(feats)), desc=desc, disable=not progress)]).astype(np.float32)
 
 
-def _train_aggregate(ds: Dataset, with_train: bool, describe, max_features: int, name: str, progress: bool):
-    """``describe`` of the RootSIFT of every training image (``(T, D) float32``, or ``None`` when not
-    asked for or the dataset has no training split), and the seconds the SIFT cache saved."""
-    if not (with_train and ds.train):
-        return None, 0.0
-    ftr, saved = local.extract_sift(ds.train, max_features=max_features, progress=progress, desc="sift: training")
-    return _aggregate(ftr, describe, f"{name}: training", progress), saved
+def _aggregated(ds: Dataset, split: str, describe: Callable[[np.ndarray], np.ndarray], key: dict, max_features: int,
+                progress: bool) -> tuple[np.ndarray, float]:
+    """``describe`` of the RootSIFT of every image of a split (``"db"``, ``"queries"``, cropped to
+    their boxes, or ``"train"``), cached on disk under ``key`` (the method, its parameters and the
+    digest of what it learned): ``(N, D) float32`` and the seconds the caches saved."""
+    paths, boxes = {"db": (ds.db, None), "queries": (ds.queries, ds.bbx), "train": (ds.train, None)}[split]
+    full_key = {**key, "dataset": ds.name, "split": split, "files": files_fingerprint(paths),
+                "bbx": None if boxes is None else boxes.round(2).tolist(), "max_features": max_features}
+
+    def compute() -> dict[str, np.ndarray]:
+        feats, sift_saved = local.extract_sift(paths, boxes, max_features=max_features, progress=progress,
+                                               desc=f"sift: {split}")
+        X = _aggregate(feats, describe, f"{key['method']}: {split}", progress)
+        return {"X": X, "sift_saved": np.float64(sift_saved)}
+
+    arrays, saved = cached_arrays("features", full_key, compute)
+    return arrays["X"], saved + float(arrays["sift_saved"])
+
+
+def _global_splits(ds: Dataset, describe, key: dict, max_features: int, with_train: bool, progress: bool):
+    """:func:`_aggregated` of the database, the queries and (with ``with_train``, when the dataset has
+    one) the training split: ``X_db, X_q, X_train or None`` and the seconds the caches saved."""
+    X_db, s_db = _aggregated(ds, "db", describe, key, max_features, progress)
+    X_q, s_q = _aggregated(ds, "queries", describe, key, max_features, progress)
+    X_tr, s_tr = (_aggregated(ds, "train", describe, key, max_features, progress) if with_train and ds.train
+                  else (None, 0.0))
+    return X_db, X_q, X_tr, s_db + s_q + s_tr
 
 
 def vlad(ds: Dataset, k: int = 64, max_features: int = 500, progress: bool = True,
@@ -422,17 +442,15 @@ def vlad(ds: Dataset, k: int = 64, max_features: int = 500, progress: bool = Tru
     (Arandjelovic and Zisserman, "All about VLAD", CVPR 2013) and L2, so
     that ``sims = X_q @ X_db.T`` are cosines.
     """
-    fdb, fq, seconds = _sift_features(ds, max_features, progress)
     C, s_voc = bag_of_words.dataset_vocabulary(ds, k, progress=progress)
 
     def describe(X):
         v = aggregation.power_normalize(aggregation.vlad(X, C), 0.5)
         return aggregation.l2_normalize(aggregation.intra_normalize(v, k))
 
-    X_db = _aggregate(fdb, describe, "vlad: database", progress)
-    X_q = _aggregate(fq, describe, "vlad: queries", progress)
-    X_tr, s_tr = _train_aggregate(ds, with_train, describe, max_features, "vlad", progress)
-    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_voc + s_tr, X_train=X_tr)
+    key = {"method": "vlad", "k": k, "vocabulary": array_digest(C), "version": 1}
+    X_db, X_q, X_tr, seconds = _global_splits(ds, describe, key, max_features, with_train, progress)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_voc, X_train=X_tr)
 
 
 def fisher(ds: Dataset, k: int = 64, d: int = 64, max_features: int = 500, progress: bool = True,
@@ -445,16 +463,15 @@ def fisher(ds: Dataset, k: int = 64, d: int = 64, max_features: int = 500, progr
     the means and standard deviations, power law (0.5) and L2
     (:func:`coursekit.aggregation.fisher_vector`).
     """
-    fdb, fq, seconds = _sift_features(ds, max_features, progress)
     pca, gmm, s_gmm = aggregation.dataset_gmm(ds, k, d, progress=progress)
 
     def describe(X):
         return aggregation.fisher_vector(pca.project(X), gmm)
 
-    X_db = _aggregate(fdb, describe, "fisher: database", progress)
-    X_q = _aggregate(fq, describe, "fisher: queries", progress)
-    X_tr, s_tr = _train_aggregate(ds, with_train, describe, max_features, "fisher", progress)
-    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_gmm + s_tr, X_train=X_tr)
+    learned = np.concatenate([a.ravel().astype(np.float64) for a in (pca.mean, pca.components, gmm.w, gmm.mu, gmm.var)])
+    key = {"method": "fisher", "k": k, "d": d, "learned": array_digest(learned), "version": 1}
+    X_db, X_q, X_tr, seconds = _global_splits(ds, describe, key, max_features, with_train, progress)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_gmm, X_train=X_tr)
 
 
 # name -> (function, one line for `python -m coursekit methods`)

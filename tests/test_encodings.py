@@ -4,6 +4,9 @@ A tiny dataset of photographs with a training split of other photographs;
 the queries are warped views of two database images.
 """
 
+import os
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -210,3 +213,15 @@ def test_descriptor_search_measures_every_index_and_the_report_shows_it(dataset,
     md = (tmp_path / "REPORT.md").read_text()
     assert "### tiny: nearest-neighbour search on RootSIFT descriptors" in md
     assert f"| exact |  | 1.000 | 1.000 | 1.000 |" in md and "| ivfpq | skipped: nlist=1024 needs 39,936" in md
+
+
+def test_vlad_and_fisher_vectors_are_cached_per_split_and_keyed_by_what_was_learned(dataset):
+    first = vlad(dataset, k=8, progress=False, with_train=True)
+    files = set((Path(os.environ["COURSEKIT_CACHE"]) / "features").glob("*.npz"))
+    again = vlad(dataset, k=8, progress=False, with_train=True)
+    np.testing.assert_array_equal(first.X_train, again.X_train)
+    assert set((Path(os.environ["COURSEKIT_CACHE"]) / "features").glob("*.npz")) == files   # nothing new
+    other = vlad(dataset, k=6, progress=False)                    # another vocabulary: other vectors
+    assert other.X_db.shape == (5, 6 * 128)
+    f = fisher(dataset, k=4, d=16, progress=False)
+    assert f.X_db.shape == (5, 2 * 4 * 16)
