@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00, ex01, ex02, ex03, ex04
+from . import ex00, ex01, ex02, ex03, ex04, ex05
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -57,6 +57,11 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("4.2", "the Fisher vector's mean gradient", "fisher_mean_gradient", 3,
                  ex04.check_fisher_mean_gradient),
     ],
+    "05": [
+        Exercise("5.1", "PCA-whitening: fit", "fit_whitening", 3, ex05.check_fit_whitening),
+        Exercise("5.2", "PCA-whitening: apply", "apply_whitening", 2, ex05.check_apply_whitening),
+    ],
+    "06": [],
 }
 
 
