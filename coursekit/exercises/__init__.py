@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00, ex01, ex02, ex03, ex04, ex05
+from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -61,7 +61,11 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("5.1", "PCA-whitening: fit", "fit_whitening", 3, ex05.check_fit_whitening),
         Exercise("5.2", "PCA-whitening: apply", "apply_whitening", 2, ex05.check_apply_whitening),
     ],
-    "06": [],
+    "06": [
+        Exercise("6.1", "LSH codes", "lsh_codes", 2, ex06.check_lsh_codes),
+        Exercise("6.2", "PQ encoding", "pq_encode", 2, ex06.check_pq_encode),
+        Exercise("6.3", "the ADC lookup table", "adc_table", 2, ex06.check_adc_table),
+    ],
 }
 
 
