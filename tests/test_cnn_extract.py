@@ -1,0 +1,79 @@
+"""Extraction of pooled CNN vectors: shapes, batching by size, scales, and a cache that never serves stale vectors."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from coursekit.cnn.backbones import load_backbone
+from coursekit.cnn.extract import POOLINGS, dataset_descriptors, pooled_descriptors, resize_longer, to_tensor
+from coursekit.datasets import Dataset, GroundTruth
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_backbone()   # ImageNet weights (random ones leave the last map of noise images all zero)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(60, 80, 3), (90, 120, 3), (80, 60, 3),
+                                                                       (30, 40, 3)]]
+
+
+def test_resize_longer_keeps_the_aspect():
+    assert resize_longer(np.zeros((60, 80, 3), np.uint8), 160).shape == (120, 160, 3)
+    assert resize_longer(np.zeros((80, 60, 3), np.uint8), 64).shape == (64, 48, 3)
+
+
+def test_every_pooling_is_the_pooling_of_the_feature_map(backbone, images):
+    out = pooled_descriptors(images, backbone, size=96)
+    assert set(out) == set(POOLINGS) and all(v.shape == (4, 1280) and v.dtype == np.float32 for v in out.values())
+    assert all((v > 0).mean() > 0.1 for v in out.values())             # not a map of zeros
+    with torch.inference_mode():
+        fmap = backbone.feature_map(to_tensor(resize_longer(images[2], 96), backbone)[None])
+    for name, fn in POOLINGS.items():
+        np.testing.assert_allclose(out[name][2], fn(fmap)[0].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_batches_of_equal_shapes_give_the_same_vectors(backbone, images):
+    one = pooled_descriptors(images, backbone, size=96, poolings=["gem"], batch_size=1)
+    many = pooled_descriptors(images, backbone, size=96, poolings=["gem"], batch_size=8)   # images 0, 1, 3 share a shape
+    np.testing.assert_allclose(one["gem"], many["gem"], rtol=1e-4, atol=1e-5)
+
+
+def test_scales_sum_the_normalised_vector_of_each_scale(backbone, images):
+    both = pooled_descriptors(images[:2], backbone, size=96, scales=(1.0, 0.5), poolings=["mac"])["mac"]
+    a = pooled_descriptors(images[:2], backbone, size=96, poolings=["mac"])["mac"]
+    b = pooled_descriptors(images[:2], backbone, size=48, poolings=["mac"])["mac"]
+    l2 = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(both, l2(a) + l2(b), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_arguments_are_named(backbone, images):
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pooled_descriptors(images, backbone, poolings=["average"])
+    with pytest.raises(ValueError, match="size must be >= 32"):
+        pooled_descriptors(images, backbone, size=8)
+
+
+def test_dataset_cache_reuses_and_invalidates(backbone, images, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    paths = []
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(tmp_path / f"im{i}.png")
+        paths.append(tmp_path / f"im{i}.png")
+    ds = Dataset("tiny", tmp_path, paths, paths[:1], [GroundTruth(np.array([0]))])
+    first, saved = dataset_descriptors(ds, "db", backbone, size=64, progress=False)
+    assert saved == 0.0 and first["fc"].shape == (4, 1280) and first["mac"].shape == (4, 1280)
+    again, saved = dataset_descriptors(ds, "db", backbone, size=64, progress=False)
+    assert saved > 0 and np.array_equal(again["gem"], first["gem"])
+    bigger, saved = dataset_descriptors(ds, "db", backbone, size=96, progress=False)       # a changed parameter
+    assert saved == 0.0 and not np.allclose(bigger["gem"], first["gem"])
+    other = load_backbone("efficientnet_lite0", pretrained=False)                         # other weights
+    _, saved = dataset_descriptors(ds, "db", other, size=64, progress=False)
+    assert saved == 0.0
+    Image.fromarray(images[0][::-1].copy()).save(paths[0])                               # a changed file
+    changed, saved = dataset_descriptors(ds, "db", backbone, size=64, progress=False)
+    assert saved == 0.0 and not np.allclose(changed["gem"][0], first["gem"][0])
