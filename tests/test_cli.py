@@ -85,12 +85,21 @@ def test_evaluate_through_an_index_reports_recall_against_exact_search(ukbench, 
     (["--whiten"], "'ukbench' has none"),
     (["--index", "pq"], "nbits=8 learns 256 centroids per block from 12 training vectors: pass nbits <= 3"),
     (["--index", "pq", "--pq-m", "7", "--pq-nbits", "2"], "M must divide 4096"),
+    (["--backbone", "vgg16"], "method 'color_hist' takes no backbone"),
 ])
 def test_whitening_and_index_errors_exit_2_with_one_line(ukbench, capsys, extra, needle):
     args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist"]
     assert main(args + extra) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+
+
+def test_a_papers_backbone_without_weights_says_how_to_get_them(ukbench, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "gem", "--backbone", "resnet50"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "resnet50-0676ba61.pth" in err and "--weights PATH" in err and len(err.splitlines()) == 1
 
 
 def test_table_output(ukbench, capsys):
