@@ -350,3 +350,18 @@ def test_notebook_id():
     assert notebook_id(None, "2024_alice.ipynb") is None
     assert [e.id for e in exercises_for({}, "00_x.ipynb")] == ["0.1", "0.2", "0.3", "0.4"]
     assert exercises_for({}, "notes.ipynb") == []
+
+
+ALL = [e for exercises in EXERCISES.values() for e in exercises]
+
+
+@pytest.mark.parametrize("ex", ALL, ids=lambda e: e.id)
+def test_every_check_reports_a_stub_an_error_and_none_in_one_line(ex):
+    """What every exercise's check must do, whatever the exercise: the untouched stub is "not done",
+    a function that raises fails with its error, and one that returns None fails saying so."""
+    def broken(*args):
+        return np.zeros(3)[5]
+
+    assert "not done yet" in fails(ex.check, stub, not_done=True)
+    assert "raised IndexError" in fails(ex.check, broken)
+    assert "returned None" in fails(ex.check, lambda *args: None)

@@ -10,7 +10,7 @@ import pytest
 from coursekit import ann
 from coursekit.exercises import EXERCISES, exercise
 from coursekit.exercises import ex06
-from checkhelpers import fails, stub
+from checkhelpers import fails
 
 CHECKS = [ex06.check_lsh_codes, ex06.check_pq_encode, ex06.check_adc_table]
 
@@ -23,21 +23,11 @@ def test_registry():
     assert exercise("6.3").check is ex06.check_adc_table
 
 
-@pytest.mark.parametrize("check", CHECKS)
-def test_stub_is_not_done(check):
-    assert "not done yet" in fails(check, stub, not_done=True)
+# the stub, a function that raises and one that returns None: tests/test_checks.py, for every exercise
 
 
 @pytest.mark.parametrize("check", CHECKS)
-def test_a_function_that_raises_fails_with_its_error(check):
-    def broken(*args):
-        return np.zeros(3)[5]
-    assert "raised IndexError" in fails(check, broken)
-
-
-@pytest.mark.parametrize("check", CHECKS)
-def test_none_and_a_wrong_shape_fail(check):
-    assert "returned None" in fails(check, lambda *args: None)
+def test_a_wrong_shape_fails(check):
     assert "expected shape" in fails(check, lambda *args: np.zeros((2, 3, 4), np.uint8))
 
 

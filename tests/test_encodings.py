@@ -212,7 +212,7 @@ def test_descriptor_search_measures_every_index_and_the_report_shows_it(dataset,
     write_report(tmp_path, report)
     md = (tmp_path / "REPORT.md").read_text()
     assert "### tiny: nearest-neighbour search on RootSIFT descriptors" in md
-    assert f"| exact |  | 1.000 | 1.000 | 1.000 |" in md and "| ivfpq | skipped: nlist=1024 needs 39,936" in md
+    assert "| exact |  | 1.000 | 1.000 | 1.000 |" in md and "| ivfpq | skipped: nlist=1024 needs 39,936" in md
 
 
 def test_vlad_and_fisher_vectors_are_cached_per_split_and_keyed_by_what_was_learned(dataset):
