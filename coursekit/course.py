@@ -184,6 +184,16 @@ def _search_lines(name: str, search: dict, indexed: list[dict]) -> list[str]:
     return lines
 
 
+def cnn_throughput(ds, n: int = 24, size: int = 480) -> list[dict]:
+    """Images per second of CNN extraction on the first ``n`` database images of ``ds``: the default backbone,
+    coursekit's path at batch sizes 1 and 4 against a plain loop (:func:`coursekit.cnn.extract.measure_throughput`)."""
+    from .cnn.backbones import load_backbone
+    from .cnn.extract import measure_throughput
+    from .images import load_image
+
+    return measure_throughput([load_image(p) for p in ds.db[:n]], load_backbone(), size, (1, 4))
+
+
 def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
@@ -223,6 +233,13 @@ def write_report(out: Path, report: dict) -> None:
             cells.append(f"{r['seconds']:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        rows = report.get("throughput", {}).get(name)
+        if rows:
+            lines += [f"CNN extraction (EfficientNet-Lite0, longer side 480 px, the first {min(24, info['n_db'])} "
+                      "database images, torch's threads on this machine): "
+                      + "; ".join(f"{r['path']}, batch {r['batch_size']}: {r['images_per_s']:.1f} images/s "
+                                  f"({r['ratio']:.2f}x the plain loop)" if "error" not in r else f"failed: {r['error']}"
+                                  for r in rows) + ".", ""]
     searched = [n for n in report["datasets"] if report.get("search", {}).get(n) or report.get("indexed", {}).get(n)]
     if searched:
         lines += ["## Searching many vectors fast", ""]
@@ -247,7 +264,7 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
     absent = [n for n in DATASET_NAMES if n not in names and n != "folder"] if not datasets else []
     nb_records = _execute_notebooks(out, timeout) if notebooks else []
 
-    results, info, search, indexed = [], {}, {}, {}
+    results, info, search, indexed, throughput = [], {}, {}, {}, {}
     for name in names:
         ds = load_dataset(name)
         info[name] = {"n_db": ds.n_db, "n_queries": ds.n_queries, "root": str(ds.root)}
@@ -263,6 +280,11 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
         except Exception as err:
             search[name] = {"n_db": 0, "n_queries": 0, "n_train": 0, "train_split": "-",
                             "rows": [{"index": "all", "error": f"{type(err).__name__}: {err}"}]}
+        print(f"[course] CNN extraction throughput on {name} ...", flush=True)
+        try:
+            throughput[name] = cnn_throughput(ds)
+        except Exception as err:
+            throughput[name] = [{"path": "all", "error": f"{type(err).__name__}: {err}"}]
         indexed[name] = []
         if ds.train:  # whitening is learned on the training split
             for method, kwargs in INDEXED:
@@ -279,6 +301,7 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
         "results": results,
         "search": search,
         "indexed": indexed,
+        "throughput": throughput,
         "notebooks": nb_records,
     }
     write_report(out, report)
@@ -286,4 +309,5 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
     failed = [r for r in results if "error" in r] + [n for n in nb_records if n["status"] == "failed"]
     failed += [r for rows in indexed.values() for r in rows if "error" in r]
     failed += [r for s in search.values() for r in s["rows"] if "error" in r]
+    failed += [r for rows in throughput.values() for r in rows if "error" in r]
     return 1 if failed else 0

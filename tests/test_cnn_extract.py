@@ -77,3 +77,13 @@ def test_dataset_cache_reuses_and_invalidates(backbone, images, tmp_path, monkey
     Image.fromarray(images[0][::-1].copy()).save(paths[0])                               # a changed file
     changed, saved = dataset_descriptors(ds, "db", backbone, size=64, progress=False)
     assert saved == 0.0 and not np.allclose(changed["gem"][0], first["gem"][0])
+
+
+def test_throughput_is_measured_against_the_plain_loop(backbone, images):
+    from coursekit.cnn.extract import measure_throughput, plain_loop
+
+    np.testing.assert_allclose(plain_loop(images, backbone, 64), pooled_descriptors(images, backbone, 64)["gem"],
+                               rtol=1e-4, atol=1e-5)
+    rows = measure_throughput(images, backbone, 64, batch_sizes=(1, 2), repeat=1)
+    assert [r["batch_size"] for r in rows] == [1, 1, 2] and rows[0]["ratio"] == 1.0
+    assert all(r["images_per_s"] > 0 for r in rows)

@@ -31,7 +31,7 @@ from . import pooling
 from .backbones import Backbone
 
 __all__ = ["POOLINGS", "resize_longer", "to_tensor", "pooled_descriptors", "fc_descriptors", "dataset_descriptors",
-           "set_threads"]
+           "set_threads", "plain_loop", "measure_throughput"]
 
 # pooling name -> function of a (B, C, H, W) map; every one is computed in one pass of the network
 POOLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -165,3 +165,42 @@ def dataset_descriptors(ds, split: str, backbone: Backbone, size: int = 480, sca
         return out
 
     return cached_arrays("cnn", key, compute)
+
+
+def plain_loop(images: Sequence[np.ndarray], backbone: Backbone, size: int = 480) -> np.ndarray:
+    """The reference for :func:`measure_throughput`: what a student would write. For each image: resize, normalise,
+    the network under ``torch.no_grad()``, GeM. ``(N, C) float32``."""
+    out = []
+    with torch.no_grad():
+        for im in images:
+            x = to_tensor(resize_longer(im, size), backbone)[None]
+            out.append(pooling.gem(backbone.feature_map(x))[0].numpy())
+    return np.stack(out).astype(np.float32)
+
+
+def measure_throughput(images: Sequence[np.ndarray], backbone: Backbone, size: int = 480,
+                       batch_sizes: Sequence[int] = (1, 4), repeat: int = 2) -> list[dict]:
+    """Images per second of :func:`plain_loop` and of :func:`pooled_descriptors` (every pooling) for each batch
+    size, on the same images in the same run; the best of ``repeat`` runs each, after one warm-up image.
+    Returns ``[{"path", "batch_size", "images_per_s", "ratio"}]``, ``ratio`` to the plain loop (> 1: faster).
+    Raises if coursekit's GeM differs from the plain loop's (the comparison would be meaningless)."""
+    import time
+
+    def best(fn):
+        times, result = [], None
+        for _ in range(repeat):
+            start = time.perf_counter()
+            result = fn()
+            times.append(time.perf_counter() - start)
+        return min(times), result
+
+    plain_loop(images[:1], backbone, size)
+    t_plain, ref = best(lambda: plain_loop(images, backbone, size))
+    rows = [{"path": "plain loop (GeM)", "batch_size": 1, "images_per_s": len(images) / t_plain, "ratio": 1.0}]
+    for b in batch_sizes:
+        t, out = best(lambda: pooled_descriptors(images, backbone, size, batch_size=b))
+        if not np.allclose(out["gem"], ref, rtol=1e-3, atol=1e-4):
+            raise AssertionError("coursekit's GeM differs from the plain loop's")
+        rows.append({"path": "coursekit (5 poolings)", "batch_size": b, "images_per_s": len(images) / t,
+                     "ratio": t_plain / t})
+    return rows
