@@ -485,17 +485,22 @@ def fisher(ds: Dataset, k: int = 64, d: int = 64, max_features: int = 500, progr
 def _cnn(ds: Dataset, pooling: str, backbone: str, weights, size: int, scales: tuple[float, ...], with_train: bool,
          progress: bool) -> Retrieval:
     """L2-normalised CNN vectors of one pooling for the database, the (cropped) queries and, with
-    ``with_train``, the training split (:func:`coursekit.cnn.extract.dataset_descriptors`, cached).
+    ``with_train``, the training split (:func:`coursekit.cnn.extract.dataset_descriptors`, or
+    :func:`~coursekit.cnn.extract.dataset_fc_codes` for ``"fc"``; cached).
     ``backbone``, ``weights``: as :func:`coursekit.cnn.backbones.load_backbone`."""
     from .cnn.backbones import load_backbone
-    from .cnn.extract import dataset_descriptors
+    from .cnn.extract import dataset_descriptors, dataset_fc_codes
 
     net = load_backbone(backbone, weights)
     splits = ["db", "queries"] + (["train"] if with_train and ds.train else [])
     X, saved = {}, 0.0
     for split in splits:
-        arrays, s = dataset_descriptors(ds, split, net, size, scales, progress=progress)
-        X[split], saved = l2_normalize(arrays[pooling]), saved + s
+        if pooling == "fc":
+            V, s = dataset_fc_codes(ds, split, net, progress=progress)
+        else:
+            arrays, s = dataset_descriptors(ds, split, net, size, scales, progress=progress)
+            V = arrays[pooling]
+        X[split], saved = l2_normalize(V), saved + s
     return Retrieval(X["queries"] @ X["db"].T, X["db"], X["queries"], cached_seconds=saved, X_train=X.get("train"))
 
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from coursekit.cnn.backbones import load_backbone
-from coursekit.cnn.extract import POOLINGS, dataset_descriptors, pooled_descriptors, resize_longer, to_tensor
+from coursekit.cnn.extract import POOLINGS, dataset_descriptors, dataset_fc_codes, pooled_descriptors, resize_longer, to_tensor
 from coursekit.datasets import Dataset, GroundTruth
 
 
@@ -66,7 +66,10 @@ def test_dataset_cache_reuses_and_invalidates(backbone, images, tmp_path, monkey
         paths.append(tmp_path / f"im{i}.png")
     ds = Dataset("tiny", tmp_path, paths, paths[:1], [GroundTruth(np.array([0]))])
     first, saved = dataset_descriptors(ds, "db", backbone, size=64, progress=False)
-    assert saved == 0.0 and first["fc"].shape == (4, 1280) and first["mac"].shape == (4, 1280)
+    assert saved == 0.0 and set(first) == set(POOLINGS) and first["mac"].shape == (4, 1280)
+    fc, saved = dataset_fc_codes(ds, "db", backbone, progress=False)
+    assert saved == 0.0 and fc.shape == (4, 1280)
+    assert dataset_fc_codes(ds, "db", backbone, progress=False)[1] > 0
     again, saved = dataset_descriptors(ds, "db", backbone, size=64, progress=False)
     assert saved > 0 and np.array_equal(again["gem"], first["gem"])
     bigger, saved = dataset_descriptors(ds, "db", backbone, size=96, progress=False)       # a changed parameter

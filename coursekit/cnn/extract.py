@@ -31,7 +31,7 @@ from . import pooling
 from .backbones import Backbone
 
 __all__ = ["POOLINGS", "resize_longer", "to_tensor", "pooled_descriptors", "fc_descriptors", "dataset_descriptors",
-           "set_threads", "plain_loop", "measure_throughput"]
+           "dataset_fc_codes", "set_threads", "plain_loop", "measure_throughput"]
 
 # pooling name -> function of a (B, C, H, W) map; every one is computed in one pass of the network
 POOLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -127,44 +127,65 @@ def fc_descriptors(images, backbone: Backbone, progress: bool = False, desc: str
     return np.stack(rows).astype(np.float32)
 
 
-def dataset_descriptors(ds, split: str, backbone: Backbone, size: int = 480, scales: Sequence[float] = (1.0,),
-                        batch_size: int = 1, progress: bool = True) -> tuple[dict[str, np.ndarray], float]:
-    """:func:`pooled_descriptors` and :func:`fc_descriptors` of a split of ``ds`` (``"db"``, ``"queries"``, cropped
-    to their boxes, or ``"train"``), cached on disk.
-
-    The key names the backbone and its weights file (name, size and
-    modification time), the image size, the scales, the dataset's files and
-    boxes, and the poolings: a changed parameter never reuses stale
-    vectors. Returns ``({pooling: (N, C), "fc": (N, D)}, seconds saved)``.
-    """
-    from pathlib import Path
-
-    from ..cache import cached_arrays, files_fingerprint
+def _split_images(ds, split: str):
+    """The split's paths as loaders (queries cropped to their boxes) and the part of a cache key naming them."""
+    from ..cache import files_fingerprint
     from ..images import crop, load_image
 
     paths, boxes = {"db": (ds.db, None), "queries": (ds.queries, ds.bbx), "train": (ds.train, None)}[split]
-    weights = backbone.weights
-    if weights != "random" and Path(weights).is_file():
-        stat = Path(weights).stat()
-        weights = [Path(weights).name, stat.st_size, int(stat.st_mtime)]
-    key = {"what": "cnn descriptors", "backbone": backbone.name, "weights": weights, "size": size,
-           "scales": [float(s) for s in scales], "poolings": list(POOLINGS), "dataset": ds.name, "split": split,
-           "files": files_fingerprint(paths), "bbx": None if boxes is None else boxes.round(2).tolist(),
-           "version": 1}
 
     def loader(i):
         if boxes is None:
             return lambda: load_image(paths[i])
         return lambda: crop(load_image(paths[i]), boxes[i])
 
-    def compute():
-        images = [loader(i) for i in range(len(paths))]
-        out = pooled_descriptors(images, backbone, size, scales, batch_size=batch_size, progress=progress,
-                                 desc=f"{backbone.name}: {ds.name} {split}")
-        out["fc"] = fc_descriptors(images, backbone, progress, desc=f"{backbone.name} fc: {ds.name} {split}")
-        return out
+    key = {"dataset": ds.name, "split": split, "files": files_fingerprint(paths),
+           "bbx": None if boxes is None else boxes.round(2).tolist()}
+    return [loader(i) for i in range(len(paths))], key
 
-    return cached_arrays("cnn", key, compute)
+
+def _weights_key(backbone: Backbone):
+    """The backbone's weights for a cache key: ``"random"``, or the file's name, size and modification time."""
+    from pathlib import Path
+
+    path = Path(backbone.weights)
+    if backbone.weights == "random" or not path.is_file():
+        return backbone.weights
+    stat = path.stat()
+    return [path.name, stat.st_size, int(stat.st_mtime)]
+
+
+def dataset_descriptors(ds, split: str, backbone: Backbone, size: int = 480, scales: Sequence[float] = (1.0,),
+                        batch_size: int = 1, progress: bool = True) -> tuple[dict[str, np.ndarray], float]:
+    """:func:`pooled_descriptors` of a split of ``ds`` (``"db"``, ``"queries"``, cropped to their boxes, or
+    ``"train"``), cached on disk: ``({pooling: (N, C) float32}, seconds saved)``.
+
+    The key names the backbone and its weights file (name, size and
+    modification time), the image size, the scales, the dataset's files and
+    boxes, and the poolings: a changed parameter never reuses stale vectors.
+    """
+    from ..cache import cached_arrays
+
+    images, split_key = _split_images(ds, split)
+    key = {"what": "cnn descriptors", "backbone": backbone.name, "weights": _weights_key(backbone), "size": size,
+           "scales": [float(s) for s in scales], "poolings": list(POOLINGS), **split_key, "version": 1}
+    pooled, saved = cached_arrays("cnn", key, lambda: pooled_descriptors(
+        images, backbone, size, scales, batch_size=batch_size, progress=progress,
+        desc=f"{backbone.name}: {ds.name} {split}"))
+    return {p: pooled[p] for p in POOLINGS}, saved
+
+
+def dataset_fc_codes(ds, split: str, backbone: Backbone, progress: bool = True) -> tuple[np.ndarray, float]:
+    """:func:`fc_descriptors` of a split of ``ds``, cached on disk (keyed as :func:`dataset_descriptors`, without
+    size and scales): ``((N, D) float32, seconds saved)``."""
+    from ..cache import cached_arrays
+
+    images, split_key = _split_images(ds, split)
+    key = {"what": "cnn fc codes", "backbone": backbone.name, "weights": _weights_key(backbone), **split_key,
+           "version": 1}
+    arrays, saved = cached_arrays("cnn", key, lambda: {"fc": fc_descriptors(
+        images, backbone, progress, desc=f"{backbone.name} fc: {ds.name} {split}")})
+    return arrays["fc"], saved
 
 
 def plain_loop(images: Sequence[np.ndarray], backbone: Backbone, size: int = 480) -> np.ndarray:
