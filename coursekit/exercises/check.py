@@ -129,8 +129,33 @@ def describe(value: Any, limit: int = 10) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _call_text(name: str, args: dict[str, Any]) -> str:
-    return f"{name}(" + ", ".join(f"{k}={describe(v)}" for k, v in args.items()) + ")"
+def _call_text(name: str, args: dict[str, Any], limit: int = 10) -> str:
+    """``name(k=v, ...)`` with each value described (arrays shortened to ``limit`` values)."""
+    return f"{name}(" + ", ".join(f"{k}={describe(v, limit)}" for k, v in args.items()) + ")"
+
+
+def call_text(name: str, args: dict[str, Any]) -> str:
+    """How a check's messages name a call: ``name(k=v, ...)``, arrays shortened to 6 values."""
+    return _call_text(name, args, 6)
+
+
+def diagnose(where: str, got: Any, expected: np.ndarray, slips: dict[str, Any], tol: dict) -> None:
+    """Fail naming the slip when ``got`` (of the expected shape) equals one of ``slips``' answers instead.
+
+    ``slips`` maps a hint (what the student probably did, and the fix) to the
+    answer that slip gives. A slip whose answer equals the expected one on
+    this case, or is not finite, says nothing.
+    """
+    if not isinstance(got, np.ndarray) or got.shape != expected.shape or got.dtype.kind not in "fiub":
+        return
+    g = got.astype(np.float64)
+    if np.allclose(g, expected, **tol):
+        return
+    for hint, answer in slips.items():
+        answer = np.asarray(answer, np.float64)
+        if answer.shape == expected.shape and np.all(np.isfinite(answer)) \
+                and not np.allclose(answer, expected, **tol) and np.allclose(g, answer, **tol):
+            raise CheckFailed(f"{where}: {hint}")
 
 
 # --------------------------------------------------------------------------- mutation

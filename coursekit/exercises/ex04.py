@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .check import CheckFailed, Checker, Exercise, compare, describe
+from .check import CheckFailed, Checker, Exercise, call_text, compare, diagnose
 
 __all__ = ["check_vlad", "check_fisher_mean_gradient", "LECTURE_X", "LECTURE_C", "lecture_gmm"]
 
@@ -69,28 +69,16 @@ def _exercise(ex_id: str) -> Exercise:
     return exercise(ex_id)
 
 
-def _call_text(name: str, args: dict[str, Any]) -> str:
-    return f"{name}(" + ", ".join(f"{k}={describe(v, 6)}" for k, v in args.items()) + ")"
 
-
-def _diagnose(where: str, got: Any, expected: np.ndarray, slips: dict[str, np.ndarray], tol: dict) -> None:
-    """Fail naming the slip when ``got`` (of the expected shape) equals one of ``slips``' answers instead."""
-    if not isinstance(got, np.ndarray) or got.shape != expected.shape or got.dtype.kind not in "fiu":
-        return
-    if np.allclose(got, expected, **tol):
-        return
-    for hint, answer in slips.items():
-        if answer.shape == expected.shape and np.all(np.isfinite(answer)) and np.allclose(got, answer, **tol):
-            raise CheckFailed(f"{where}: {hint}")
 
 
 def _case(c: Checker, fn: Callable, expected: np.ndarray, slips: dict[str, np.ndarray], tol: dict,
           **args: Any) -> None:
     got = c.call(fn, **args)
     name = getattr(fn, "__name__", c.exercise.function)
-    call = _call_text(name, args)
+    call = call_text(name, args)
     where = f"{c.exercise.label}: {call}"
-    _diagnose(where, got, expected, slips, tol)
+    diagnose(where, got, expected, slips, tol)
     if isinstance(got, np.ndarray) and got.dtype.kind == "f" and np.isnan(got).any() and not np.isnan(expected).any():
         hint = " A word that no descriptor chose must give a block of zeros (a mean over no rows is nan)." \
             if c.exercise.id == "4.1" else ""

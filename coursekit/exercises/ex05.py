@@ -49,11 +49,11 @@ normalising before projecting) the message names it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from .check import CheckFailed, Checker, Exercise, compare, describe
+from .check import CheckFailed, Checker, Exercise, call_text, compare, describe
 
 __all__ = ["check_fit_whitening", "check_apply_whitening", "lecture_cloud"]
 
@@ -75,9 +75,6 @@ def _exercise(ex_id: str) -> Exercise:
     from . import exercise  # late: the list in __init__ refers to the checks below
     return exercise(ex_id)
 
-
-def _call_text(name: str, args: dict[str, Any]) -> str:
-    return f"{name}(" + ", ".join(f"{k}={describe(v, 6)}" for k, v in args.items()) + ")"
 
 
 def _anisotropic(rng: np.random.Generator, n: int, scales: np.ndarray, offset: float = 2.0,
@@ -186,7 +183,7 @@ def check_fit_whitening(fit_whitening: Callable, *, quiet: bool = False) -> None
         ref = fit_pca_whitening(X, d, eps)
         mean, P = ref.mean.astype(np.float64), ref.P.astype(np.float64)
         args = dict(X=X, d=d, eps=eps)
-        call = _call_text(name, args)
+        call = call_text(name, args)
         where = f"{ex.label}: {call}"
         got = c.call(fit_whitening, **args)
         if got is None:
@@ -267,7 +264,7 @@ def check_apply_whitening(apply_whitening: Callable, *, quiet: bool = False) -> 
     def case(X: np.ndarray, W: Whitening) -> None:
         expected = W.apply(X).astype(np.float64)
         args = dict(X=X, mean=W.mean, P=W.P)
-        call = _call_text(name, args)
+        call = call_text(name, args)
         where = f"{ex.label}: {call}"
         try:
             got = c.call(apply_whitening, **args)

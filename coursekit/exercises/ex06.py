@@ -50,7 +50,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .check import CheckFailed, Checker, Exercise, compare, describe
+from .check import CheckFailed, Checker, Exercise, call_text, compare, diagnose
 
 __all__ = ["check_lsh_codes", "check_pq_encode", "check_adc_table", "LECTURE_X", "LECTURE_PLANES",
            "lecture_pq"]
@@ -86,28 +86,13 @@ def _exercise(ex_id: str) -> Exercise:
     return exercise(ex_id)
 
 
-def _call_text(name: str, args: dict[str, Any]) -> str:
-    return f"{name}(" + ", ".join(f"{k}={describe(v, 6)}" for k, v in args.items()) + ")"
 
-
-def _diagnose(where: str, got: Any, expected: np.ndarray, slips: dict[str, np.ndarray], tol: dict) -> None:
-    """Fail naming the slip when ``got`` (of the expected shape) equals one of ``slips``' answers instead."""
-    if not isinstance(got, np.ndarray) or got.shape != expected.shape or got.dtype.kind not in "fiub":
-        return
-    g = got.astype(np.float64)
-    if np.allclose(g, expected, **tol):
-        return
-    for hint, answer in slips.items():
-        answer = np.asarray(answer, np.float64)
-        if answer.shape == expected.shape and np.all(np.isfinite(answer)) and not np.allclose(answer, expected, **tol) \
-                and np.allclose(g, answer, **tol):
-            raise CheckFailed(f"{where}: {hint}")
 
 
 def _start(c: Checker, fn: Callable, args: dict[str, Any]) -> tuple[Any, str]:
     """Call the student's function; return what it gave and the text naming the call."""
     got = c.call(fn, **args)
-    return got, f"{c.exercise.label}: {_call_text(getattr(fn, '__name__', c.exercise.function), args)}"
+    return got, f"{c.exercise.label}: {call_text(getattr(fn, '__name__', c.exercise.function), args)}"
 
 
 # --------------------------------------------------------------------------- 6.1
@@ -150,7 +135,7 @@ def check_lsh_codes(lsh_codes: Callable, *, quiet: bool = False) -> None:
         if isinstance(got, np.ndarray) and got.shape == expected.shape and got.dtype != np.uint8:
             raise CheckFailed(f"{where}: expected dtype uint8 (one byte holds 8 bits; np.packbits returns "
                               f"uint8), got {got.dtype}")
-        _diagnose(where, got, expected.astype(np.float64), _lsh_slips(X, planes), dict(atol=0, rtol=0))
+        diagnose(where, got, expected.astype(np.float64), _lsh_slips(X, planes), dict(atol=0, rtol=0))
         compare(c.exercise, got, expected, call=where.split(": ", 1)[1], dtype=np.uint8)
         c.cases += 1
 
@@ -208,7 +193,7 @@ def check_pq_encode(pq_encode: Callable, *, quiet: bool = False) -> None:
                 and got.dtype != np.uint8:
             raise CheckFailed(f"{where}: expected dtype uint8, got {got.dtype}: a code is one byte per "
                               f"sub-quantizer (ksub <= 256), that is the compression; use .astype(np.uint8)")
-        _diagnose(where, got, expected.astype(np.float64), _pq_slips(X, codebooks), dict(atol=0, rtol=0))
+        diagnose(where, got, expected.astype(np.float64), _pq_slips(X, codebooks), dict(atol=0, rtol=0))
         compare(c.exercise, got, expected.astype(np.uint8), call=where.split(": ", 1)[1], dtype=np.uint8)
         c.cases += 1
 
@@ -262,7 +247,7 @@ def check_adc_table(adc_table: Callable, *, quiet: bool = False) -> None:
         if isinstance(got, np.ndarray) and got.shape == (1,) + expected.shape:
             raise CheckFailed(f"{where}: expected shape {expected.shape}, got shape {got.shape}: one query in, "
                               f"one (M, ksub) table out (drop the first axis)")
-        _diagnose(where, got, expected, _adc_slips(q, codebooks, expected), tol)
+        diagnose(where, got, expected, _adc_slips(q, codebooks, expected), tol)
         compare(c.exercise, got, expected, call=where.split(": ", 1)[1], **tol)
         c.cases += 1
 
