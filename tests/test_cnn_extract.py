@@ -51,6 +51,20 @@ def test_scales_sum_the_normalised_vector_of_each_scale(backbone, images):
     np.testing.assert_allclose(both, l2(a) + l2(b), rtol=1e-4, atol=1e-5)
 
 
+def test_a_boxed_image_is_resized_whole_then_cropped(backbone, images):
+    im = images[1]                                      # 90 x 120 pixels
+    box = np.array([[30.0, 15.0, 90.0, 75.0]])          # 60 x 60 pixels: 80 x 80 once the image is 160 wide
+    got = pooled_descriptors([im], backbone, size=160, poolings=["gem"], boxes=box)["gem"]
+    with torch.inference_mode():
+        crop = resize_longer(im, 160)[20:100, 40:120]   # the object at the scale of the whole image
+        fmap = backbone.feature_map(to_tensor(crop, backbone)[None])
+    np.testing.assert_allclose(got[0], POOLINGS["gem"](fmap)[0].numpy(), rtol=1e-4, atol=1e-5)
+    enlarged = pooled_descriptors([im[15:75, 30:90]], backbone, size=160, poolings=["gem"])["gem"]
+    assert not np.allclose(got, enlarged, rtol=1e-2)    # the crop resized to 160 is another, larger, object
+    with pytest.raises(ValueError, match="boxes must be"):
+        pooled_descriptors([im], backbone, boxes=box[0])
+
+
 def test_bad_arguments_are_named(backbone, images):
     with pytest.raises(ValueError, match="unknown pooling"):
         pooled_descriptors(images, backbone, poolings=["average"])

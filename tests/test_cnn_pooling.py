@@ -93,6 +93,17 @@ def test_rmac_is_the_sum_of_normalised_regional_macs(x):
     assert regional_mac(x, R).shape == (3, len(R), 8)
 
 
+def test_rmac_whitens_each_region_before_the_sum(x):
+    g = torch.Generator().manual_seed(1)
+    mean, P = torch.rand(8, generator=g), torch.randn(5, 8, generator=g)      # to 5 dimensions
+    expected = torch.zeros(3, 5)
+    for t, s, h, w in rmac_regions(6, 9).tolist():
+        v = _l2(x[:, :, t:t + h, s:s + w].reshape(3, 8, -1).max(dim=2).values)
+        expected += _l2((v - mean) @ P.T)
+    torch.testing.assert_close(rmac(x, whitening=(mean, P)), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(rmac(x, whitening=(torch.zeros(8), torch.eye(8))), rmac(x), rtol=1e-5, atol=1e-5)
+
+
 def test_crow_weights_follow_the_definitions():
     x = torch.zeros(1, 4, 3, 3)
     x[0, 0] = 1.0                                          # channel 0 fires everywhere

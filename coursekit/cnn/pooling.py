@@ -145,15 +145,23 @@ def regional_mac(x: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     return torch.stack([x[:, :, t:t + h, s:s + w].amax(dim=(-2, -1)) for t, s, h, w in regions.tolist()], dim=1)
 
 
-def rmac(x: torch.Tensor, L: int = 3, eps: float = 1e-6) -> torch.Tensor:
+def rmac(x: torch.Tensor, L: int = 3, eps: float = 1e-6,
+         whitening: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Regional MAC: ``(B, C, H, W) -> (B, C)``, the sum of the L2-normalised MACs of :func:`rmac_regions`.
 
-    Tolias, Sicre and Jegou, ICLR 2016. The paper also PCA-whitens each
-    regional vector (learned on regions of training images) before the
-    sum; :func:`regional_mac` gives the ``(B, R, C)`` vectors for that.
+    Tolias, Sicre and Jegou, ICLR 2016: each regional vector is
+    L2-normalised, PCA-whitened (learned on regions of training images)
+    and L2-normalised again, then the regional vectors are summed. With
+    ``whitening = (mean (C,), P (D, C))`` this does all of it and returns
+    ``(B, D)``; without, the whitening step is left out.
     """
-    r = regional_mac(x, rmac_regions(x.shape[-2], x.shape[-1], L))
-    return (r / (r.norm(dim=-1, keepdim=True) + eps)).sum(dim=1)
+    r = regional_mac(x, rmac_regions(x.shape[-2], x.shape[-1], L))             # (B, R, C)
+    r = r / (r.norm(dim=-1, keepdim=True) + eps)
+    if whitening is not None:
+        mean, P = whitening
+        r = (r - mean) @ P.T                                                   # (B, R, D)
+        r = r / (r.norm(dim=-1, keepdim=True) + eps)
+    return r.sum(dim=1)
 
 
 def crow_spatial_weights(x: torch.Tensor, a: float = 2.0, b: float = 2.0) -> torch.Tensor:
