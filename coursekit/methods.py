@@ -529,10 +529,33 @@ def spoc(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: 
 
 
 def rmac(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: int = CNN_SIZE, progress: bool = True,
-         with_train: bool = False) -> Retrieval:
+         with_train: bool = False, whiten_regions: bool = False, dim: int | None = None) -> Retrieval:
     """R-MAC: the sum of the L2-normalised MACs of regions on 3 scales (Tolias, Sicre and Jegou, ICLR 2016), L2.
-    The paper whitens each region before the sum; here ``--whiten`` whitens the sum."""
-    return _cnn(ds, "rmac", backbone, weights, size, (1.0,), with_train, progress)
+
+    With ``whiten_regions`` (what ``--whiten`` does for this method), each
+    regional vector is whitened, then L2-normalised, before the sum, as in the
+    paper; the whitening is learned on the regions of the training split
+    (every dimension kept, or PCA-whitening to ``dim``; see :func:`whitened`).
+    That takes a pass of the network of its own (cached), since the regions
+    of the other methods' pass are summed at once.
+    """
+    if not whiten_regions:
+        if dim is not None:
+            raise ValueError("dim is the dimension the regional whitening keeps: pass it with whiten_regions")
+        return _cnn(ds, "rmac", backbone, weights, size, (1.0,), with_train, progress)
+    from .cnn.backbones import load_backbone
+    from .cnn.extract import dataset_regional_macs
+
+    if not ds.train:
+        raise ValueError(f"the regional whitening is learned on a training split and {ds.name!r} has none")
+    net = load_backbone(backbone, weights)
+    V, starts, saved = dataset_regional_macs(ds, "train", net, size, progress=progress)
+    W = fit_shrunk_whitening(V) if dim is None else fit_pca_whitening(V, dim)
+    X = {"train": l2_normalize(np.add.reduceat(W.apply(V), starts, axis=0))}
+    for split in ("db", "queries"):
+        V, starts, s = dataset_regional_macs(ds, split, net, size, progress=progress)
+        X[split], saved = l2_normalize(np.add.reduceat(W.apply(V), starts, axis=0)), saved + s
+    return Retrieval(X["queries"] @ X["db"].T, X["db"], X["queries"], cached_seconds=saved, X_train=X["train"])
 
 
 def crow(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: int = CNN_SIZE, progress: bool = True,
@@ -612,7 +635,8 @@ def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retr
 def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
                with_train: bool = False, **params) -> Retrieval:
     """Run the method called ``name`` on ``ds``; with ``whiten``, whiten its
-    global vectors, to ``dim`` dimensions if given (see :func:`whitened`).
+    global vectors, to ``dim`` dimensions if given (see :func:`whitened`);
+    for ``rmac``, whiten its regions before their sum (:func:`rmac`).
     ``params`` go to the method (``backbone=``, ``weights=`` of the CNN methods)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
@@ -628,6 +652,8 @@ def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = Fal
     unknown = set(params) - set(inspect.signature(fn).parameters)
     if unknown:
         raise ValueError(f"method {name!r} takes no {', '.join(sorted(unknown))} (only the CNN methods take a backbone)")
+    if whiten and name == "rmac":    # the paper whitens each region before the sum
+        return fn(ds, progress=progress, with_train=True, whiten_regions=True, dim=dim, **params)
     if name in GLOBAL_METHODS:
         result = fn(ds, progress=progress, with_train=whiten or with_train, **params)
     else:
