@@ -91,6 +91,18 @@ def _execute_notebooks(out: Path, timeout: int) -> list[dict]:
 
 
 # the indexes of the descriptor search table: coursekit.ann.compare's configurations and a k-d tree forest
+WHITENED = ("vlad", "fisher", "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms")
+
+
+def report_runs(ds) -> list[tuple[str, dict]]:
+    """What the report measures on ``ds``, in order: every method as it is, then (where the dataset has a training
+    split to learn it on) each global method of :data:`WHITENED` whitened with every dimension kept."""
+    runs = [(method, {}) for method in METHODS]
+    if ds.train:
+        runs += [(method, {"whiten": True}) for method in WHITENED]
+    return runs
+
+
 SEARCH_CONFIGS = ("exact", "kdtree", "lsh", "lsh_rerank", "pq", "opq", "ivfpq", "imi")
 KDTREE = {"leaf_size": 32, "n_trees": 4, "max_leaves": 64}
 
@@ -268,12 +280,13 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
     for name in names:
         ds = load_dataset(name)
         info[name] = {"n_db": ds.n_db, "n_queries": ds.n_queries, "root": str(ds.root)}
-        for method in METHODS:
-            print(f"[course] {method} on {name} ...", flush=True)
+        for method, kwargs in report_runs(ds):
+            label = method + ("+whiten" if kwargs else "")
+            print(f"[course] {label} on {name} ...", flush=True)
             try:
-                results.append(evaluate_method(method, ds, progress=sys.stderr.isatty()))
+                results.append(evaluate_method(method, ds, progress=sys.stderr.isatty(), **kwargs))
             except Exception as err:  # one broken method must not hide the others' results
-                results.append({"dataset": name, "method": method, "error": f"{type(err).__name__}: {err}"})
+                results.append({"dataset": name, "method": label, "error": f"{type(err).__name__}: {err}"})
         print(f"[course] nearest-neighbour search on {name} ...", flush=True)
         try:
             search[name] = descriptor_search(ds, progress=sys.stderr.isatty())

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from coursekit.cli import main
-from coursekit.methods import METHODS
+from coursekit.methods import GLOBAL_METHODS, METHODS
 
 # Colours in the middle of HSV bins (8 x 8 x 8), so JPEG noise keeps them in place.
 RED, GREEN, BLUE = (200, 30, 30), (30, 200, 30), (30, 30, 200)
@@ -187,3 +187,15 @@ def test_course_records_a_failing_notebook(tmp_path, monkeypatch):
     records = _execute_notebooks(tmp_path, 60)
     assert records and all(r["status"] == "failed" and "boom" in r["error"] for r in records)
     assert not list(tmp_path.glob(".*.stamp"))  # a failed run is never taken as done
+
+
+def test_report_adds_whitened_global_methods_where_a_training_split_exists(tmp_path):
+    from coursekit.course import WHITENED, report_runs
+    from coursekit.datasets import Dataset, GroundTruth
+
+    images = [tmp_path / f"{i}.png" for i in range(3)]
+    plain = Dataset("plain", tmp_path, images, images[:1], [GroundTruth(np.array([0]))])
+    trained = Dataset("trained", tmp_path, images, images[:1], [GroundTruth(np.array([0]))], train=images)
+    assert report_runs(plain) == [(m, {}) for m in METHODS]
+    assert report_runs(trained)[len(METHODS):] == [(m, {"whiten": True}) for m in WHITENED]
+    assert set(WHITENED) <= set(GLOBAL_METHODS)
