@@ -28,6 +28,11 @@ test images differ are mostly among those the training images never
 explored. :func:`fit_shrunk_whitening` keeps them all: the same formula on
 every direction of ``R^D``, ``(Sigma + eps lambda_1 I)^(-1/2)`` (notebook 05
 measures both).
+
+:func:`fit_learned_whitening` ("Lw", Mikolajczyk and Matas, ICCV 2007;
+Radenovic, Tolias and Chum, TPAMI 2018) learns the whitening from matching
+pairs instead: it whitens the differences between images of one object
+(notebook 08).
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PCA", "fit_pca", "Whitening", "fit_pca_whitening", "ShrunkWhitening", "fit_shrunk_whitening", "l2_normalize"]
+__all__ = ["PCA", "fit_pca", "Whitening", "fit_pca_whitening", "ShrunkWhitening", "fit_shrunk_whitening",
+           "fit_learned_whitening", "l2_normalize"]
 
 
 @dataclass
@@ -174,3 +180,83 @@ def fit_shrunk_whitening(X: np.ndarray, eps: float = 1e-3) -> ShrunkWhitening:
     lam = pca.variances.astype(np.float64)
     damping = np.sqrt(eps * lam[0] / (lam + eps * lam[0]))
     return ShrunkWhitening(pca.mean, pca.components, damping.astype(np.float32))
+
+
+def fit_learned_whitening(X: np.ndarray, pairs: np.ndarray, d: int | None = None, eps: float = 0.0) -> Whitening:
+    """Learned whitening ("Lw") from matching pairs: a :class:`Whitening` keeping ``d`` dimensions.
+
+    Mikolajczyk and Matas, "Improving descriptors for fast tree matching by
+    optimal linear projection", ICCV 2007, as used on CNN descriptors by
+    Radenovic, Tolias and Chum, "Fine-tuning CNN image retrieval with no
+    human annotation", TPAMI 2018. ``X (N, D)`` the training vectors (L2-
+    normalised); ``pairs (M, 2)`` int indices into ``X`` of matching images.
+    The steps of their code (``whitenlearn`` in ``cirtorch/utils/whiten.py``):
+
+    1. ``m`` = the mean of the pairs' first images ``X[pairs[:, 0]]``;
+    2. ``S = sum_k (x_i - x_j)(x_i - x_j)^T / M`` over the pairs ``(i, j)``
+       (their differences' second moment, not centred);
+    3. ``P1 = L^-1`` with ``S = L L^T`` (Cholesky): ``P1 S P1^T = I``, the
+       differences between matching images are whitened, so the directions
+       along which images of one object vary (viewpoint, lighting) are
+       shrunk and the rare ones amplified;
+    4. the eigenvectors ``E`` of ``sum_n P1 (x_n - m)(x_n - m)^T P1^T`` over
+       *all* of ``X`` (by decreasing eigenvalue) rotate it: ``P = E^T P1``,
+       whose first ``d`` rows are kept (all ``D`` by default). The rotation
+       changes no distance; it orders the directions by how much the images
+       vary along them, so that truncating keeps the most discriminative.
+
+    ``S`` is singular when there are fewer pairs than dimensions (``M < D``),
+    or when the pairs never differ along some direction. ``eps > 0`` adds the
+    ridge ``eps * trace(S) / D`` (a fraction of its mean eigenvalue) to its
+    diagonal; with ``eps = 0`` a singular ``S`` gets, as in their code, the
+    smallest ridge (``1e-10``, ``1e-9``, ... times ``trace(S) / D``) that makes
+    it positive definite, with a warning: the directions the pairs never
+    explored are then amplified enormously, so with few pairs pass ``eps``.
+    float64 inside; ``mean (D,)`` and ``P (d, D)`` float32. Each eigenvector's
+    sign is fixed so that its largest entry is positive.
+    """
+    import warnings
+
+    from threadpoolctl import threadpool_limits
+
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or not np.isfinite(X).all():
+        raise ValueError(f"X must be (N, D) finite vectors; got shape {X.shape}")
+    pairs = np.asarray(pairs)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0 or not np.issubdtype(pairs.dtype, np.integer):
+        raise ValueError(f"pairs must be (M, 2) integer indices into X, M >= 1; got {pairs.dtype} {pairs.shape}")
+    if pairs.min() < 0 or pairs.max() >= len(X):
+        raise ValueError(f"pairs index images {pairs.min()}..{pairs.max()}, but X has {len(X)} rows")
+    D = X.shape[1]
+    d = D if d is None else d
+    if not 1 <= d <= D:
+        raise ValueError(f"cannot keep d={d} dimensions of {D}-D vectors: d must be between 1 and {D}")
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    with threadpool_limits(1):  # as in fit_pca: one BLAS thread on a busy 2-core machine
+        m = X[pairs[:, 0]].mean(axis=0)
+        diff = X[pairs[:, 0]] - X[pairs[:, 1]]
+        S = diff.T @ diff / len(diff)
+        scale = max(np.trace(S) / D, 1e-300)
+        S = S + eps * scale * np.eye(D)
+        alpha = 0.0
+        while True:
+            try:
+                L = np.linalg.cholesky(S + alpha * scale * np.eye(D))
+                break
+            except np.linalg.LinAlgError:
+                alpha = 1e-10 if alpha == 0 else alpha * 10
+                if alpha > 1e3:
+                    raise ValueError("the pairs' difference covariance is not positive definite even with a "
+                                     "large ridge: are the pairs' images all identical?") from None
+        if alpha:
+            warnings.warn(f"the covariance of the {len(diff)} pair differences is singular ({D}-D vectors): "
+                          f"added {alpha:.0e} x trace(S)/D to its diagonal; with few pairs, pass eps "
+                          f"(e.g. 0.1) for a steadier whitening", RuntimeWarning, stacklevel=2)
+        P1 = np.linalg.inv(L)
+        Y = (X - m) @ P1.T
+        lam, E = np.linalg.eigh(Y.T @ Y)                  # ascending
+        E = E[:, ::-1][:, :d]
+        E *= np.sign(E[np.abs(E).argmax(axis=0), np.arange(d)])   # the largest entry of each eigenvector > 0
+        P = E.T @ P1
+    return Whitening(m.astype(np.float32), P.astype(np.float32))

@@ -1,0 +1,9 @@
+"""Learning descriptors for retrieval from matching and non-matching images (notebook 08).
+
+- :mod:`coursekit.learning.losses`: the contrastive loss (siamese pairs) and the triplet loss, in torch.
+- :mod:`coursekit.learning.mining`: hard negatives from a pool (at most one per object), random
+  negatives as a baseline, and matching pairs drawn from labels.
+
+Learned whitening from matching pairs (Radenovic's "Lw") is
+:func:`coursekit.whitening.fit_learned_whitening`, beside PCA-whitening.
+"""
