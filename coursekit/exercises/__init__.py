@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06
+from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -65,6 +65,13 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("6.1", "LSH codes", "lsh_codes", 2, ex06.check_lsh_codes),
         Exercise("6.2", "PQ encoding", "pq_encode", 2, ex06.check_pq_encode),
         Exercise("6.3", "the ADC lookup table", "adc_table", 2, ex06.check_adc_table),
+    ],
+    "07": [
+        Exercise("7.1", "MAC pooling", "mac", 1, ex07.check_mac),
+        Exercise("7.2", "SPoC pooling with its centring prior", "spoc", 2, ex07.check_spoc),
+        Exercise("7.3", "GeM pooling", "gem", 2, ex07.check_gem),
+        Exercise("7.4", "the R-MAC region grid", "rmac_regions", 3, ex07.check_rmac_regions),
+        Exercise("7.5", "the CroW weights", "crow_weights", 2, ex07.check_crow_weights),
     ],
 }
 
