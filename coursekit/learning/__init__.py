@@ -3,6 +3,8 @@
 - :mod:`coursekit.learning.losses`: the contrastive loss (siamese pairs) and the triplet loss, in torch.
 - :mod:`coursekit.learning.mining`: hard negatives from a pool (at most one per object), random
   negatives as a baseline, and matching pairs drawn from labels.
+- :mod:`coursekit.learning.finetune`: fine-tuning the last blocks of a CNN and GeM's p on cached
+  trunk maps, hard negatives re-mined every epoch, checkpoints that resume.
 
 Learned whitening from matching pairs (Radenovic's "Lw") is
 :func:`coursekit.whitening.fit_learned_whitening`, beside PCA-whitening.
