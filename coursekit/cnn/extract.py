@@ -107,10 +107,14 @@ def _check_inputs(images, size: int, scales: Sequence[float], boxes) -> None:
 
 
 def feature_maps(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarray]], backbone: Backbone, side: int,
-                 boxes: np.ndarray | None = None, batch_size: int = 1):
+                 boxes: np.ndarray | None = None, batch_size: int = 1,
+                 forward: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """Yield ``(rows, fmap)``: the last convolutional maps ``(b, C, h, w)`` of the images ``rows`` (a list of
     indices into ``images``), each image resized so that its longer side is ``side`` (then cropped to its box),
-    batched by equal shape. Call it under ``torch.inference_mode()``."""
+    batched by equal shape. ``forward``: what to run on the normalised batch instead of
+    ``backbone.feature_map`` (e.g. the frozen trunk of :func:`coursekit.learning.finetune.split_backbone`).
+    Call it under ``torch.inference_mode()``."""
+    forward = backbone.feature_map if forward is None else forward
     N = len(images)
     for chunk in range(0, N, 256):     # resize a chunk first (cheap), then run the network by batches of one shape
         ids = range(chunk, min(N, chunk + 256))
@@ -118,7 +122,7 @@ def feature_maps(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarray
                             None if boxes is None else boxes[i]) for i in ids]
         for group in _batches([r.shape[:2] for r in resized], batch_size):
             x = torch.stack([to_tensor(resized[j], backbone) for j in group])
-            yield [chunk + j for j in group], backbone.feature_map(x)
+            yield [chunk + j for j in group], forward(x)
 
 
 def pooled_descriptors(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarray]], backbone: Backbone,

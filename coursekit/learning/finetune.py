@@ -135,15 +135,6 @@ def split_backbone(backbone: Backbone, n_trainable: int = 2) -> tuple[Callable[[
     return trunk, head.eval()
 
 
-class _TrunkNet:
-    """The trunk dressed as a :class:`Backbone` for :func:`coursekit.cnn.extract.feature_maps` (which calls
-    ``feature_map`` and reads ``mean`` and ``std``)."""
-
-    def __init__(self, backbone: Backbone, trunk: Callable[[torch.Tensor], torch.Tensor]):
-        self.name, self.mean, self.std = backbone.name, backbone.mean, backbone.std
-        self.feature_map = trunk
-
-
 # ------------------------------------------------------------------------------------------------ cached trunk maps
 
 
@@ -181,7 +172,7 @@ def dataset_trunk_maps(ds, split: str, backbone: Backbone, n_trainable: int = 2,
         parts: list[np.ndarray | None] = [None] * len(images)
         shapes = np.zeros((len(images), 3), np.int64)
         with torch.inference_mode():
-            for rows, fmap in tqdm(feature_maps(images, _TrunkNet(backbone, trunk), size, boxes),
+            for rows, fmap in tqdm(feature_maps(images, backbone, size, boxes, forward=trunk),
                                    total=len(images), desc=f"{backbone.name} trunk: {ds.name} {split}",
                                    disable=not progress):
                 big = float(fmap.abs().max())
