@@ -90,7 +90,6 @@ def _execute_notebooks(out: Path, timeout: int) -> list[dict]:
     return records
 
 
-# the indexes of the descriptor search table: coursekit.ann.compare's configurations and a k-d tree forest
 WHITENED = ("vlad", "fisher", "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms")
 
 
@@ -103,6 +102,7 @@ def report_runs(ds) -> list[tuple[str, dict]]:
     return runs
 
 
+# the indexes of the descriptor search table: coursekit.ann.compare's configurations and a k-d tree forest
 SEARCH_CONFIGS = ("exact", "kdtree", "lsh", "lsh_rerank", "pq", "opq", "ivfpq", "imi")
 KDTREE = {"leaf_size": 32, "n_trees": 4, "max_leaves": 64}
 

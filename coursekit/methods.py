@@ -549,12 +549,12 @@ def rmac(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: 
     if not ds.train:
         raise ValueError(f"the regional whitening is learned on a training split and {ds.name!r} has none")
     net = load_backbone(backbone, weights)
-    V, starts, saved = dataset_regional_macs(ds, "train", net, size, progress=progress)
-    W = fit_shrunk_whitening(V) if dim is None else fit_pca_whitening(V, dim)
-    X = {"train": l2_normalize(np.add.reduceat(W.apply(V), starts, axis=0))}
-    for split in ("db", "queries"):
-        V, starts, s = dataset_regional_macs(ds, split, net, size, progress=progress)
-        X[split], saved = l2_normalize(np.add.reduceat(W.apply(V), starts, axis=0)), saved + s
+    regions = {split: dataset_regional_macs(ds, split, net, size, progress=progress)
+               for split in ("train", "db", "queries")}                       # (V, starts, seconds saved)
+    V_train = regions["train"][0]
+    W = fit_shrunk_whitening(V_train) if dim is None else fit_pca_whitening(V_train, dim)
+    X = {split: l2_normalize(np.add.reduceat(W.apply(V), starts, axis=0)) for split, (V, starts, _) in regions.items()}
+    saved = sum(r[2] for r in regions.values())
     return Retrieval(X["queries"] @ X["db"].T, X["db"], X["queries"], cached_seconds=saved, X_train=X["train"])
 
 
