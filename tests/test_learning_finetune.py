@@ -221,3 +221,37 @@ def test_the_triplet_loss_trains_too(backbone, tiny):
     assert head.meta["margin"] == 0.1 and len(history) == 2 and np.isfinite(history[-1]["loss"])
     with pytest.raises(ValueError, match="loss must be"):
         finetune(tiny, backbone, epochs=1, loss="hinge", **FAST)
+
+
+def test_the_gem_finetuned_method_trains_once_then_loads(tiny):
+    from coursekit.methods import GLOBAL_METHODS, METHODS, gem_finetuned
+
+    assert METHODS["gem_finetuned"][0] is gem_finetuned and "gem_finetuned" in GLOBAL_METHODS
+    settings = {k: v for k, v in FAST.items() if k not in ("size", "progress")} | {"epochs": 2, "lr": 1e-3, "seed": 7}
+    first = gem_finetuned(tiny, size=SIZE, progress=False, settings=settings)
+    assert first.X_db.shape == (6, 1280) and first.X_q.shape == (2, 1280) and first.cached_seconds == 0
+    np.testing.assert_allclose(first.sims, first.X_q @ first.X_db.T, rtol=1e-6)
+    again = gem_finetuned(tiny, size=SIZE, progress=False, settings=settings, with_train=True)
+    assert again.cached_seconds > 0 and again.X_train.shape == (18, 1280)       # the checkpoint was loaded
+    np.testing.assert_allclose(again.X_db, first.X_db, atol=1e-6)
+    untrained = finetuned_descriptors(tiny, "db", RetrievalHead(split_backbone(load_backbone(), 1)[1], 1),
+                                      load_backbone(), SIZE, progress=False)
+    assert np.abs(untrained - first.X_db).max() > 1e-3                          # it is not off-the-shelf GeM
+    no_labels = copy.copy(tiny)
+    no_labels.train_labels = None
+    with pytest.raises(ValueError, match="labelled training split"):
+        gem_finetuned(no_labels, size=SIZE, progress=False, settings=settings)
+
+
+def test_gem_finetuned_can_learn_on_another_dataset(tiny, monkeypatch):
+    import coursekit.datasets
+    from coursekit.methods import evaluate_method
+
+    settings = {k: v for k, v in FAST.items() if k not in ("size", "progress")} | {"epochs": 1, "lr": 1e-3}
+    untrained = copy.copy(tiny)
+    untrained.name, untrained.train, untrained.train_labels = "untrained", [], None
+    monkeypatch.setattr(coursekit.datasets, "load_dataset", lambda name, root=None: tiny)
+    out = evaluate_method("gem_finetuned", untrained, progress=False, train_on="tiny", size=SIZE, settings=settings)
+    assert out["method"] == "gem_finetuned(trained on tiny)" and out["dataset"] == "untrained"
+    with pytest.raises(ValueError, match="--train-on embedded"):
+        evaluate_method("gem_finetuned", untrained, progress=False, size=SIZE, settings=settings)
