@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07
+from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -72,6 +72,11 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("7.3", "GeM pooling", "gem", 2, ex07.check_gem),
         Exercise("7.4", "the R-MAC region grid", "rmac_regions", 3, ex07.check_rmac_regions),
         Exercise("7.5", "the CroW weights", "crow_weights", 2, ex07.check_crow_weights),
+    ],
+    "08": [
+        Exercise("8.1", "the contrastive loss", "contrastive_loss", 2, ex08.check_contrastive_loss),
+        Exercise("8.2", "the triplet loss", "triplet_loss", 2, ex08.check_triplet_loss),
+        Exercise("8.3", "hard negatives, one per label", "hard_negatives", 3, ex08.check_hard_negatives),
     ],
 }
 
