@@ -150,7 +150,7 @@ def _loss_over_every_pair(head, maps, labels):
 def test_training_lowers_the_loss_and_leaves_the_backbone_alone(backbone, tiny, trained):
     head, history, before = trained
     assert [h["epoch"] for h in history] == [1, 2, 3]
-    assert set(history[0]) == {"epoch", "loss", "seconds", "negative_similarity", "p", "lr"}
+    assert set(history[0]) == {"epoch", "loss", "seconds", "positive_similarity", "negative_similarity", "p", "lr"}
     maps, _ = dataset_trunk_maps(tiny, "train", backbone, 1, SIZE, progress=False)
     untrained = RetrievalHead(split_backbone(backbone, 1)[1], 1)
     after_loss, before_loss = (_loss_over_every_pair(h, maps, tiny.train_labels) for h in (head, untrained))

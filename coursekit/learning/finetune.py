@@ -257,7 +257,7 @@ def checkpoint_meta(ds, backbone: Backbone, **params) -> dict:
 
     meta = {"backbone": backbone.name, "weights": _weights_key(backbone), "dataset": ds.name,
             "train_files": files_fingerprint(ds.train), "train_labels": array_digest(np.asarray(ds.train_labels)),
-            **params, "version": 1}
+            **params, "version": 2}
     return json.loads(json.dumps(meta))        # tuples -> lists, numpy scalars refused: as it will be read back
 
 
@@ -331,9 +331,10 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
 
     ``history``: one dict per epoch: ``epoch`` (1-based), ``loss`` (the
     mean over its tuples, before each step), ``seconds`` (mining and
-    training), ``negative_similarity`` (the mean dot product of the mined
-    negatives with their query, before the epoch's steps), ``p`` (GeM's
-    ``p`` after it) and ``lr``.
+    training), ``positive_similarity`` and ``negative_similarity`` (the
+    mean dot product of each query with its positive, and with its mined
+    negatives, before the epoch's steps), ``p`` (GeM's ``p`` after it) and
+    ``lr``.
 
     ``checkpoint``: a file, written after every epoch (the head's and the
     optimiser's state, the epoch, the history, and ``meta``: everything
@@ -434,11 +435,12 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
         t0 = time.perf_counter()
         rng = np.random.default_rng((seed, epoch))
         q, p, pool = _epoch_tuples(rng, labels, queries_per_epoch, pool_size)
-        needed = np.unique(np.concatenate([q, pool]))               # described once, with the current head
+        needed = np.unique(np.concatenate([q, p, pool]))            # described once, with the current head
         where = np.zeros(len(labels), np.int64)
         where[needed] = np.arange(len(needed))
         V = head_descriptors(head, [maps[i] for i in needed])
         Vq, Vpool = V[where[q]], V[where[pool]]
+        pos_sim = float(np.einsum("qd,qd->q", Vq, V[where[p]]).mean())
         if mining == "hard":
             mined = hard_negatives(Vq, Vpool, labels[q], labels[pool], n=n_negatives, one_per_label=True)  # (Q, n)
         else:
@@ -459,7 +461,8 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
             total += float(value.detach()) * len(q[s:s + batch_size])
         head.eval()
         history.append({"epoch": epoch + 1, "loss": total / len(q), "seconds": time.perf_counter() - t0,
-                        "negative_similarity": neg_sim, "p": float(head.pool.p.detach()), "lr": base_lrs[0] * decay})
+                        "positive_similarity": pos_sim, "negative_similarity": neg_sim,
+                        "p": float(head.pool.p.detach()), "lr": base_lrs[0] * decay})
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", p=f"{history[-1]['p']:.2f}")
         head.meta = {**meta, "epochs": epoch + 1, "loaded_epochs": start}
         if path is not None:
