@@ -60,7 +60,7 @@ from .images import crop, load_image
 __all__ = [
     "MAX_FEATURES", "MAX_SIZE", "LocalFeatures", "sift", "rootsift", "extract_sift",
     "squared_distances", "two_nearest", "match_nn", "ratio_test", "mutual_nn",
-    "PaddedBlock", "pad_features", "ratio_matches_many",
+    "PaddedBlock", "pad_features", "ratio_matches_many", "matches_per_image",
 ]
 
 #: Default cap on keypoints per image (the strongest by DoG response are kept).
@@ -469,3 +469,21 @@ def ratio_matches_many(X: np.ndarray, blocks: Sequence[PaddedBlock], ratio: floa
     if not blocks:
         return np.zeros(0, np.int64), np.zeros((len(X), 0), np.int64), np.zeros((len(X), 0), bool)
     return np.concatenate(ids), np.concatenate(nns, axis=1), np.concatenate(oks, axis=1)
+
+
+def matches_per_image(ids: np.ndarray, nn: np.ndarray, ok: np.ndarray, images: Sequence[int]) -> list[np.ndarray]:
+    """The ratio-test matches of each of ``images``, from what :func:`ratio_matches_many` returned.
+
+    ``ids (n,)``, ``nn (M, n)``, ``ok (M, n)`` -> one ``(m, 2) int64`` array
+    per image of ``images``, rows ``(i, j)``: descriptor ``i`` of the query
+    side matches descriptor ``j`` of that image. An image missing from
+    ``ids`` (no descriptors) has no matches.
+    """
+    column = {int(image): c for c, image in enumerate(ids)}     # image -> its column of nn and ok
+    out = []
+    for image in images:
+        c = column.get(int(image))
+        rows = np.flatnonzero(ok[:, c]) if c is not None else np.zeros(0, np.int64)
+        out.append(np.stack([rows, nn[rows, c]], axis=1).astype(np.int64) if c is not None
+                   else np.zeros((0, 2), np.int64))
+    return out

@@ -284,13 +284,7 @@ def _verify(fq, fdb, q: int, short: np.ndarray, ids: np.ndarray, nn: np.ndarray,
     """RANSAC inliers ``(len(short),) int64`` of query ``q`` with each database image of
     ``short``, from ratio-test matches ``(ids, nn, ok)`` as :func:`local.ratio_matches_many`
     returns them (an image of ``short`` missing from ``ids`` has no matches)."""
-    column = np.full(len(fdb), -1)
-    column[ids] = np.arange(len(ids))                    # database id -> column of nn and ok
-    matches = []
-    for i in short:
-        c = column[i]
-        rows = np.flatnonzero(ok[:, c]) if c >= 0 else np.zeros(0, np.int64)
-        matches.append(np.stack([rows, nn[rows, c]], axis=1) if c >= 0 else np.zeros((0, 2), np.int64))
+    matches = local.matches_per_image(ids, nn, ok, short)
     _, inliers = geometry.spatial_verification(short, fq.keypoints(q), [fdb.keypoints(i) for i in short],
                                                matches, model, threshold, rng=q)
     return inliers

@@ -213,6 +213,12 @@ def test_ratio_matches_many_equals_ratio_test_per_image():
         expected = local.ratio_test(X, feats.descriptors(i), 0.8)
         rows = np.flatnonzero(ok[:, col])
         assert np.stack([rows, nn[rows, col]], axis=1).tolist() == expected.tolist()
+    # the same matches split per image, in the order asked, images without descriptors empty
+    asked = [7, 0, 4, 1, 5]
+    for image, m in zip(asked, local.matches_per_image(ids, nn, ok, asked)):
+        assert m.dtype == np.int64 and m.shape[1] == 2
+        expected = local.ratio_test(X, feats.descriptors(image), 0.8) if counts[image] >= 2 else np.zeros((0, 2))
+        assert m.tolist() == expected.tolist()
 
 
 # --------------------------------------------------------------------------- many images, cached

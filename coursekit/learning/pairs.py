@@ -124,25 +124,18 @@ def _verify_pairs(feats, pairs: np.ndarray, ratio: float, model: str, threshold:
                   progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
     """RANSAC inliers and ratio-test matches ``(C,) int64`` each of candidate pairs ``(C, 2)`` (sorted by
     their first image): image ``i``'s descriptors are matched against all its partners ``j`` at once
-    (:func:`coursekit.local.ratio_matches_many`), then each pair is verified, ``i``'s keypoints mapped to
-    ``j``'s, with a generator seeded by ``(seed, i)``."""
+    (:func:`coursekit.local.ratio_matches_many`, split per partner by :func:`coursekit.local.matches_per_image`),
+    then each pair is verified, ``i``'s keypoints mapped to ``j``'s, with a generator seeded by ``(seed, i)``."""
     from .. import geometry, local
 
     inliers = np.zeros(len(pairs), np.int64)
     matches = np.zeros(len(pairs), np.int64)
     firsts, starts = np.unique(pairs[:, 0], return_index=True)
     ends = np.append(starts[1:], len(pairs))
-    column = np.full(len(feats), -1, np.int64)
     for i, s, e in tqdm(list(zip(firsts, starts, ends)), desc=desc, disable=not progress):
         partners = pairs[s:e, 1]
         ids, nn, ok = local.ratio_matches_many(feats.descriptors(i), local.pad_features(feats, partners), ratio)
-        column[ids] = np.arange(len(ids))            # partner image -> column of nn and ok (-1: no keypoints)
-        tentative = []
-        for j in partners:
-            c = column[j]
-            rows = np.flatnonzero(ok[:, c]) if c >= 0 else np.zeros(0, np.int64)
-            tentative.append(np.stack([rows, nn[rows, c]], axis=1) if c >= 0 else np.zeros((0, 2), np.int64))
-        column[ids] = -1
+        tentative = local.matches_per_image(ids, nn, ok, partners)
         _, inliers[s:e] = geometry.spatial_verification(partners, feats.keypoints(i),
                                                         [feats.keypoints(j) for j in partners], tentative, model,
                                                         threshold, rng=np.random.default_rng((seed, int(i))))
