@@ -34,3 +34,14 @@ def test_the_learned_plane_separates_digits_it_never_saw():
     assert knn(embed(untrained, X[train]), embed(untrained, X[test])) < 0.7
     _, again = train_embedding(X[train], labels[train], contrastive_loss, epochs=1, progress=False)
     assert again[1]["loss"] == history[1]["loss"]                  # the same seed, the same first epoch
+
+
+def test_making_the_network_leaves_the_callers_random_state_alone():
+    import torch
+
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    first = make_net(seed=1)
+    assert torch.equal(torch.rand(3), expected)
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), make_net(seed=1).parameters()))

@@ -45,9 +45,10 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 def make_net(d_in: int = 64, d_out: int = 2, hidden: int = 128, seed: int = 0) -> nn.Module:
     """``G_W``: a two-layer perceptron ``(B, d_in) -> (B, d_out)``, weights drawn from ``seed``. (The paper's
     network for 32 x 32 digits is convolutional; for 8 x 8 images a perceptron does as well and runs at once.)"""
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, d_out))
+    with torch.random.fork_rng(devices=[]):          # seeded here, the caller's random state left alone
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                             nn.Linear(hidden, d_out))
 
 
 def pair_batch(labels: np.ndarray, n: int, rng: np.random.Generator,
