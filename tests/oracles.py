@@ -89,3 +89,59 @@ def random_benchmark(n_queries, n_db, rng, max_pos=20, max_junk=10, empty_every=
         gnd.append(GroundTruth(pos, np.zeros(0, np.int64), junk))
         dicts.append({"ok": pos, "junk": junk})
     return ranks, gnd, dicts
+
+
+def iscen_diffusion(X_db, X_q, k=50, kq=10, gamma=3, alpha=0.99, tol=1e-6, it=20):
+    """Transcription of Iscen et al.'s diffusion code (``run_test.m``, global descriptors, no truncation;
+    CVPR 2017, github.com/ahmetius/diffusion-retrieval), one MATLAB function at a time. ``X_db (N, D)``,
+    ``X_q (Q, D)``, rows L2-normalised. Returns the scores ``(Q, N)``, float64.
+
+    Loops where the MATLAB loops; ``pcg`` is SciPy's ``cg`` with the same
+    relative tolerance and iteration limit.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import cg
+
+    N = len(X_db)
+
+    def knn_wrap(V, qv, k):                      # k nearest by dot product, as (k, n) lists, full sort
+        s_all = qv @ V.T
+        order = np.argsort(-s_all, axis=1, kind="stable")[:, :k]
+        return order.T, np.take_along_axis(s_all, order, axis=1).T
+
+    def knngraph(knn, sim):                      # mutual kNN graph, diagonal to 0
+        n = knn.shape[1]
+        sim = np.where(sim < 0, 0, sim)
+        I, J, W = [], [], []
+        for i in range(n):
+            mem = np.array([np.isin(i, knn[:, j]) for j in knn[:, i]])   # is i among the neighbours of j?
+            for pos in np.flatnonzero(mem):
+                I.append(i)
+                J.append(knn[pos, i])
+                W.append(sim[pos, i])
+        A = sp.csr_matrix((np.array(W, float), (I, J)), shape=(n, n)).tolil()
+        A.setdiag(0)
+        return A.tocsr()
+
+    def transition_matrix(W):
+        D = np.asarray(W.sum(axis=1)).ravel() ** -0.5
+        D = sp.diags(D)
+        return D @ W @ D
+
+    def ymake(v, qv, k, gamma):
+        knn, s = knn_wrap(v, qv[None, :], k)
+        y = np.zeros(len(v))
+        y[knn[:, 0]] = np.maximum(s[:, 0] ** gamma, 0)
+        return y
+
+    knn_, s_ = knn_wrap(X_db, X_db, k)
+    A_ = knngraph(knn_, s_ ** gamma)
+    with np.errstate(divide="ignore"):
+        S = transition_matrix(A_)
+    A = sp.eye(N) - alpha * S
+    scores = np.zeros((len(X_q), N))
+    for q in range(len(X_q)):
+        y = ymake(X_db, X_q[q], kq, gamma)
+        f, _ = cg(A, y, rtol=tol, maxiter=it)
+        scores[q] = f
+    return scores

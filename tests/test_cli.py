@@ -81,6 +81,36 @@ def test_evaluate_through_an_index_reports_recall_against_exact_search(ukbench, 
     assert ivf["bytes_per_vector"] == 8 * 2 / 8 + 8 and "recall@10" in ivf and 0 <= ivf["recall@10"] <= 1
 
 
+def test_evaluate_with_re_ranking_reports_both_rankings(ukbench, capsys):
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist", "--json"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    for how in ("aqe", "alpha_qe", "aqe_dba", "alpha_qe_dba", "diffusion"):
+        assert main(args + ["--rerank", how]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["method"] == f"color_hist+{how}"
+        assert out["first_ns_score"] == plain["ns_score"]          # the first ranking, measured alongside
+        assert 1 <= out["ns_score"] <= 4
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--rerank", "aqe", "--index", "exact"], "either rerank or index"),
+])
+def test_re_ranking_errors_exit_2_with_one_line(ukbench, capsys, extra, needle):
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist"]
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_a_method_without_global_vectors_cannot_be_re_ranked_by_them(ukbench):
+    from coursekit.datasets import load_dataset
+    from coursekit.methods import evaluate_method
+
+    with pytest.raises(ValueError, match="no global vectors"):
+        evaluate_method("color_inter", load_dataset("ukbench", ukbench), progress=False, rerank="aqe")
+
+
 @pytest.mark.parametrize("extra, needle", [
     (["--whiten"], "'ukbench' has none"),
     (["--index", "pq"], "nbits=8 learns 256 centroids per block from 12 training vectors: pass nbits <= 3"),
@@ -112,6 +142,7 @@ def test_table_output(ukbench, capsys):
     (["evaluate", "--dataset", "nope", "--method", "color_hist"], "invalid choice: 'nope'"),
     (["evaluate", "--dataset", "ukbench", "--method", "nope"], "invalid choice: 'nope'"),
     (["evaluate", "--dataset", "ukbench"], "--method"),
+    (["evaluate", "--dataset", "ukbench", "--method", "gem", "--rerank", "magic"], "invalid choice: 'magic'"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, needle, capsys):
