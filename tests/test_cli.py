@@ -1,6 +1,7 @@
 """The command line, end to end, on tiny datasets made in temporary folders."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from coursekit.cli import main
-from coursekit.methods import GLOBAL_METHODS, METHODS
+from coursekit.methods import GLOBAL_METHODS, METHODS, RERANKINGS
 
 # Colours in the middle of HSV bins (8 x 8 x 8), so JPEG noise keeps them in place.
 RED, GREEN, BLUE = (200, 30, 30), (30, 200, 30), (30, 30, 200)
@@ -183,17 +184,26 @@ def test_course_report(ukbench, tmp_path, monkeypatch):
     # say why in the report, and make the exit code 1; the others are measured
     assert main(["course", "--no-notebooks", "--dataset", "ukbench", "--out", str(out)]) == 1
     report = json.loads((out / "report.json").read_text())
-    assert [r["method"] for r in report["results"]] == [m + "(trained on embedded)" * (m == "gem_finetuned")
-                                                        for m in METHODS]  # every method, in order
-    assert asked == ["embedded"]
+    label = {m: m + "(trained on embedded)" * (m == "gem_finetuned") for m in METHODS}
+    reranked = [f"{label[m]}+{how}" for m in METHODS if m in GLOBAL_METHODS for how in RERANKINGS]
+    assert [r["method"] for r in report["results"]] == [label[m] for m in METHODS] + reranked  # in order
+    assert asked == ["embedded"] * (1 + len(RERANKINGS))
     errors = {r["method"]: r["error"] for r in report["results"] if "error" in r}
-    assert set(errors) == {"bow", "bow_sv", "vlad", "fisher"}
+    assert set(errors) == {"bow", "bow_sv", "vlad", "fisher"} | {f"{m}+{how}" for m in ("vlad", "fisher")
+                                                                 for how in RERANKINGS}
     assert all("have no SIFT keypoints" in e for e in errors.values())
+    diffused = next(r for r in report["results"] if r["method"] == "color_hist+diffusion")
+    assert diffused["rerank"] == "diffusion" and diffused["first_ns_score"] == pytest.approx(45 / 12, abs=1e-4)
     row = report["results"][0]
     assert row["method"] == "color_hist" and row["ns_score"] == pytest.approx(45 / 12, abs=1e-4)
     md = (out / "REPORT.md").read_text()
     assert "## ukbench" in md and "| color_hist |" in md and "N-S" in md and "| bow | failed: ValueError" in md
     assert "| all | failed: ValueError: the 12 database images of 'ukbench' have no SIFT keypoints" in md
+    assert "### ukbench: re-ranking" in md and "| method | as is | aqe | alpha_qe |" in md
+    table = md.split("### ukbench: re-ranking")[1].split("CNN extraction")[0]
+    assert re.search(r"\| color_hist \| 0\.\d{3} \| (0\.\d{3} \| ){5}0\.\d\d \|", table)
+    assert table.count("have no SIFT keypoints") == 1           # one error, once, with the runs it stopped
+    assert "| vlad | – | failed | failed |" in table
 
 
 def test_python_dash_m_entry_point():
@@ -240,7 +250,11 @@ def test_report_adds_whitened_global_methods_where_a_training_split_exists(tmp_p
     images = [tmp_path / f"{i}.png" for i in range(3)]
     plain = Dataset("plain", tmp_path, images, images[:1], [GroundTruth(np.array([0]))])
     trained = Dataset("trained", tmp_path, images, images[:1], [GroundTruth(np.array([0]))], train=images)
-    assert report_runs(plain) == [(m, {"train_on": "embedded"} if m == "gem_finetuned" else {}) for m in METHODS]
+    kwargs = {m: {"train_on": "embedded"} if m == "gem_finetuned" else {} for m in METHODS}
+    assert report_runs(plain) == [(m, kwargs[m]) for m in METHODS] + [
+        (m, {**kwargs[m], "rerank": how}) for m in METHODS if m in GLOBAL_METHODS for how in RERANKINGS]
     assert report_runs(trained)[:len(METHODS)] == [(m, {}) for m in METHODS]
-    assert report_runs(trained)[len(METHODS):] == [(m, {"whiten": True}) for m in WHITENED]
+    assert report_runs(trained)[len(METHODS):len(METHODS) + len(WHITENED)] == [(m, {"whiten": True}) for m in WHITENED]
+    assert report_runs(trained)[len(METHODS) + len(WHITENED):] == [(m, {"rerank": how}) for m in METHODS
+                                                                   if m in GLOBAL_METHODS for how in RERANKINGS]
     assert set(WHITENED) <= set(GLOBAL_METHODS)
