@@ -49,7 +49,8 @@ from .whitening import l2_normalize
 __all__ = ["nearest", "expand", "average_query_expansion", "alpha_query_expansion", "verified_query_expansion",
            "database_augmentation",
            "knn_affinity", "mutual_knn_affinity", "normalized_affinity", "diffusion_graph", "query_vector",
-           "conjugate_gradient", "iterative_diffusion", "dense_diffusion", "diffuse", "diffusion", "ranked_below"]
+           "conjugate_gradient", "iterative_diffusion", "dense_diffusion", "diffuse", "diffusion", "ranked_below",
+           "gmp_weights", "regional_diffusion"]
 
 # Defaults from the papers: the graph and query neighbours, exponent, damping and solver of Iscen et al. (CVPR
 # 2017, global descriptors); alpha-QE's exponent from Radenovic et al. (TPAMI 2018).
@@ -380,4 +381,76 @@ def diffusion(X_q: np.ndarray, X_db: np.ndarray, k: int = GRAPH_K, k_q: int = QU
         S = normalized_affinity(A[sub][:, sub])
         y = query_vector(X_q[q:q + 1], X_db[sub], k_q, gamma)
         F[q, sub] = diffuse(S, y, alpha, "cg", tol, maxiter)[:, 0]
+    return ranked_below(F, first)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Regional diffusion
+# ----------------------------------------------------------------------------------------------------------
+
+def gmp_weights(V: np.ndarray, starts: np.ndarray, lam: float = 1.0) -> np.ndarray:
+    """Generalized max pooling weights of each image's regional vectors (Murray and Perronnin, CVPR 2014), as
+    Iscen et al. (CVPR 2017) pool regional diffusion scores: for the regions ``V_i (R_i, D)`` of image ``i``,
+    ``b_i`` solves ``(V_i V_i^T + lam I) b_i = 1``. ``V (M, D) float32`` (all images' regions, image by image),
+    ``starts (N,) int64`` (the first region of each image) -> ``(M,) float32``.
+
+    A region like many others of its image gets a small weight, a region unlike the rest a large one, so that
+    a repeated background does not outvote the one region that holds the object. All images are solved in one
+    batched call, their Gram matrices padded with the identity to the largest region count.
+    """
+    V = _vectors(V, "V")
+    starts = np.asarray(starts, dtype=np.int64)
+    counts = np.diff(np.append(starts, len(V)))
+    n, r = len(starts), int(counts.max())
+    slot = np.arange(len(V)) - np.repeat(starts, counts)                 # each region's place in its image
+    image = np.repeat(np.arange(n), counts)
+    padded = np.zeros((n, r, V.shape[1]), np.float32)
+    padded[image, slot] = V
+    gram = padded @ padded.transpose(0, 2, 1) + lam * np.eye(r, dtype=np.float32)   # (n, r, r); padding: lam I
+    b = np.linalg.solve(gram.astype(np.float64), np.ones((n, r, 1)))[..., 0]      # loop form: one solve per image
+    return b[image, slot].astype(np.float32)
+
+
+def regional_diffusion(V_q: np.ndarray, starts_q: np.ndarray, V_db: np.ndarray, starts_db: np.ndarray,
+                       first: np.ndarray, k: int = 200, k_q: int = 200, gamma: float = GAMMA, alpha: float = ALPHA,
+                       tol: float = CG_TOL, maxiter: int = CG_ITERATIONS, chunk: int = 64,
+                       progress: bool = False) -> np.ndarray:
+    """Diffusion on the graph of the database's *regions* (Iscen et al., CVPR 2017, their "regional" setting,
+    with their ``k = k_q = 200``): ``(Q, N) float32`` image scores, larger is better.
+
+    ``V_q (R_q, D)`` and ``V_db (M, D) float32``: L2-normalised regional
+    vectors (e.g. R-MAC's regional MACs,
+    :func:`coursekit.cnn.extract.dataset_regional_macs`), image by image,
+    ``starts_q (Q,)`` and ``starts_db (N,)`` the first region of each.
+    The graph is :func:`diffusion_graph` of ``V_db`` (cached). A query's
+    ``y`` sums, over its regions, their similarities to their ``k``
+    nearest database regions; its ``k_q`` largest entries are kept and
+    raised to ``gamma``. After the solve, an image's score is its regions'
+    scores pooled with :func:`gmp_weights`. ``first (Q, N)``: the
+    similarities that order what the diffusion does not reach
+    (:func:`ranked_below`). A small object in a cluttered image is one
+    region among many: its region can be reached when the whole image's
+    vector, dominated by the clutter, is not.
+    """
+    V_db = _vectors(V_db, "V_db")
+    V_q = _vectors(V_q, "V_q", V_db.shape[1])
+    starts_q, starts_db = np.asarray(starts_q, np.int64), np.asarray(starts_db, np.int64)
+    Q, N, M = len(starts_q), len(starts_db), len(V_db)
+    if first.shape != (Q, N):
+        raise ValueError(f"first must be (Q, N) = {(Q, N)}, got {first.shape}")
+    S = normalized_affinity(diffusion_graph(V_db, k, gamma, progress))
+    coeff = gmp_weights(V_db, starts_db)
+    owner = np.repeat(np.arange(Q), np.diff(np.append(starts_q, len(V_q))))      # query of each query region
+    sims, ids = nearest(V_q, V_db, k)                                              # (R_q, k)
+    F = np.zeros((Q, N), np.float32)
+    for start in tqdm(range(0, Q, chunk), desc="regional diffusion", disable=not progress):
+        stop = min(start + chunk, Q)
+        rows = (owner >= start) & (owner < stop)
+        acc = np.zeros((stop - start, M), np.float32)
+        np.add.at(acc, (np.repeat(owner[rows] - start, ids.shape[1]), ids[rows].ravel()), sims[rows].ravel())
+        vals, cols = top_k(acc, min(k_q, M), largest=True)                        # keep the k_q largest
+        Y = np.zeros((M, stop - start), np.float32)
+        Y[cols, np.arange(stop - start)[:, None]] = np.maximum(vals, 0.0) ** np.float32(gamma)
+        f = diffuse(S, Y, alpha, "cg", tol, maxiter)                              # (M, chunk)
+        F[start:stop] = np.add.reduceat(f * coeff[:, None], starts_db, axis=0).T  # pooled per image
     return ranked_below(F, first)

@@ -284,3 +284,53 @@ def test_on_real_descriptors_the_map_matches_the_published_algorithm():
                                                               r.X_q.astype(np.float64))), ds)
     assert abs(ours["map"] - theirs["map"]) <= 0.005
     assert ours["map"] != pytest.approx(evaluate(ranks_from_similarities(r.sims), ds)["map"], abs=0.01)
+
+
+# ------------------------------------------------------------------------------------------ regional diffusion
+
+def test_gmp_weights_solve_each_images_system():
+    V = random_unit(23, 5, 15)
+    starts = np.array([0, 4, 5, 13])                      # images of 4, 1, 8 and 10 regions
+    got = rerank.gmp_weights(V, starts, lam=0.5)
+    for a, b in zip(starts, list(starts[1:]) + [len(V)]):
+        Vi = V[a:b].astype(np.float64)
+        want = np.linalg.solve(Vi @ Vi.T + 0.5 * np.eye(b - a), np.ones(b - a))
+        assert np.allclose(got[a:b], want, rtol=1e-4, atol=1e-5)
+    # a region repeated in its image weighs less than a region unlike the others
+    W = np.vstack([V[:1], V[:1], V[:1], V[1:2]])
+    w = rerank.gmp_weights(W, np.array([0]))
+    assert w[3] > w[0]
+
+
+def test_regional_diffusion_with_one_region_per_image_is_global_diffusion():
+    X_db, X_q, gnd = arcs(n_objects=6, per_object=25, seed=6)
+    first = X_q @ X_db.T
+    starts_db, starts_q = np.arange(len(X_db)), np.arange(len(X_q))
+    regional = rerank.regional_diffusion(X_q, starts_q, X_db, starts_db, first, k=10, k_q=5)
+    plain = rerank.diffusion(X_q, X_db, k=10, k_q=5, A=rerank.knn_affinity(X_db, k=10))
+    reached = plain > -1
+    assert np.array_equal(regional > -1, reached)
+    assert np.allclose(regional[reached] * 2, plain[reached], rtol=1e-4, atol=1e-6)   # gmp weight 1 / (1 + 1)
+    with pytest.raises(ValueError, match="first must be"):
+        rerank.regional_diffusion(X_q, starts_q, X_db, starts_db, first.T, k=10, k_q=5)
+
+
+def test_regional_diffusion_finds_an_object_that_is_one_region_among_clutter():
+    rng = np.random.default_rng(7)
+    objects, clutter = random_unit(5, 32, 16), random_unit(40, 32, 17)
+    regions, starts, labels = [], [], []
+    for i in range(60):                                    # each image: its object once, and 4 clutter regions
+        starts.append(len(regions))
+        labels.append(i % 5)
+        regions.append(objects[i % 5] + 0.1 * rng.normal(size=32))
+        regions += list(clutter[rng.choice(40, 4, replace=False)])
+    V_db = unit(np.array(regions))
+    V_q = unit(objects + 0.1 * rng.normal(size=(5, 32)))     # the queries: the object alone, one region each
+    X_db = unit(np.add.reduceat(V_db, starts, axis=0))       # global vectors: clutter weighs four times more
+    gnd = [GroundTruth(np.flatnonzero(np.array(labels) == o), np.zeros(0, np.int64), np.zeros(0, np.int64))
+           for o in range(5)]
+    first = V_q @ X_db.T
+    regional = rerank.regional_diffusion(V_q, np.arange(5), V_db, np.array(starts), first, k=10, k_q=10)
+    whole = rerank.diffusion(V_q, X_db, k=10, k_q=5, A=rerank.knn_affinity(X_db, 10))
+    # when written: 0.838 as is, 0.34 diffused image by image (the clutter links the images), 1.0 by regions
+    assert mean_ap(regional, gnd) > 0.95 and mean_ap(regional, gnd) > max(mean_ap(first, gnd), mean_ap(whole, gnd))
