@@ -25,7 +25,11 @@ name             what it does
 ``crow``         cross-dimensional weighting (notebook 07)
 ``gem``          generalized mean pooling, p = 3 (notebook 07)
 ``gem_ms``       GeM at three scales (notebook 07)
+``gem_finetuned``  GeM, its last blocks and p fine-tuned (notebook 08)
 ===============  ==========================================================
+
+Methods with global vectors can be re-ranked with them: :func:`reranked`
+(query expansion, database-side augmentation, diffusion; notebook 09).
 """
 
 from __future__ import annotations
