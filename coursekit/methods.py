@@ -6,27 +6,27 @@ and, for methods that make one global vector per image, those vectors (so
 that an index or a re-ranking can use them). ``python -m coursekit evaluate``
 runs them; the notebooks build each one step by step.
 
-===============  ==========================================================
-name             what it does
-===============  ==========================================================
-``color_hist``   joint HSV colour histogram, Hellinger kernel (notebook 01)
-``color_inter``  HSV histogram of pixel counts, intersection (notebook 01)
-``gist``         GIST, Gabor energy on a 4x4 grid, L2-normalised (notebook 01)
-``sift_match``   RootSIFT matches passing Lowe's ratio test, counted (notebook 02)
-``sift_ransac``  ``sift_match``, top 100 re-ranked by RANSAC inliers (notebook 02)
-``bow``          bag of visual words, tf-idf, inverted file (notebook 03)
-``bow_sv``       ``bow``, top 100 re-ranked by RANSAC inliers (notebook 03)
-``vlad``         VLAD, 64 words, signed square root and intra-normalised (notebook 04)
-``fisher``       improved Fisher vector, 64 Gaussians on PCA-64 RootSIFT (notebook 04)
-``fc``           a CNN's own global vector, "neural codes" (notebook 07)
-``mac``          max pooling of the last convolutional map (notebook 07)
-``spoc``         sum pooling with a centring prior (notebook 07)
-``rmac``         regional max pooling (notebook 07)
-``crow``         cross-dimensional weighting (notebook 07)
-``gem``          generalized mean pooling, p = 3 (notebook 07)
-``gem_ms``       GeM at three scales (notebook 07)
+=================  ==========================================================
+name               what it does
+=================  ==========================================================
+``color_hist``     joint HSV colour histogram, Hellinger kernel (notebook 01)
+``color_inter``    HSV histogram of pixel counts, intersection (notebook 01)
+``gist``           GIST, Gabor energy on a 4x4 grid, L2-normalised (notebook 01)
+``sift_match``     RootSIFT matches passing Lowe's ratio test, counted (notebook 02)
+``sift_ransac``    ``sift_match``, top 100 re-ranked by RANSAC inliers (notebook 02)
+``bow``            bag of visual words, tf-idf, inverted file (notebook 03)
+``bow_sv``         ``bow``, top 100 re-ranked by RANSAC inliers (notebook 03)
+``vlad``           VLAD, 64 words, signed square root and intra-normalised (notebook 04)
+``fisher``         improved Fisher vector, 64 Gaussians on PCA-64 RootSIFT (notebook 04)
+``fc``             a CNN's own global vector, "neural codes" (notebook 07)
+``mac``            max pooling of the last convolutional map (notebook 07)
+``spoc``           sum pooling with a centring prior (notebook 07)
+``rmac``           regional max pooling (notebook 07)
+``crow``           cross-dimensional weighting (notebook 07)
+``gem``            generalized mean pooling, p = 3 (notebook 07)
+``gem_ms``         GeM at three scales (notebook 07)
 ``gem_finetuned``  GeM, its last blocks and p fine-tuned (notebook 08)
-===============  ==========================================================
+=================  ==========================================================
 
 Methods with global vectors can be re-ranked with them: :func:`reranked`
 (query expansion, database-side augmentation, diffusion; notebook 09).
