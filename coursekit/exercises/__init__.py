@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08
+from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08, ex09
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -77,6 +77,11 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("8.1", "the contrastive loss", "contrastive_loss", 2, ex08.check_contrastive_loss),
         Exercise("8.2", "the triplet loss", "triplet_loss", 2, ex08.check_triplet_loss),
         Exercise("8.3", "hard negatives, one per label", "hard_negatives", 3, ex08.check_hard_negatives),
+    ],
+    "09": [
+        Exercise("9.1", "average query expansion", "average_query_expansion", 2, ex09.check_average_query_expansion),
+        Exercise("9.2", "the normalised affinity", "normalized_affinity", 2, ex09.check_normalized_affinity),
+        Exercise("9.3", "conjugate gradient", "conjugate_gradient", 3, ex09.check_conjugate_gradient),
     ],
 }
 
