@@ -679,7 +679,10 @@ def reranked(result: Retrieval, how: str) -> Retrieval:
     Zisserman, CVPR 2012), then the queries expanded against it;
     ``"diffusion"``, diffusion on the database's mutual 50-NN graph (Iscen
     et al., CVPR 2017; the graph cached on disk). The first ranking's
-    similarities are kept as ``first_stage``.
+    similarities are kept as ``first_stage``. After query expansion,
+    ``X_q`` (and with DBA ``X_db``) are the expanded vectors and
+    ``sims = X_q @ X_db.T``; after diffusion, ``sims`` holds the diffusion
+    scores and the vectors are those of ``result``.
     """
     from . import rerank
 
