@@ -106,7 +106,12 @@ def expand(X: np.ndarray, X_db: np.ndarray, ids: np.ndarray, weights: np.ndarray
     neighbour of weight 0 changes nothing.
     """
     # loop form: for q in range(Q): X[q] + sum(weights[q, j] * X_db[ids[q, j]] for j in range(k))
-    return l2_normalize(X + np.einsum("qk,qkd->qd", weights.astype(np.float32), X_db[ids]))
+    weights = np.asarray(weights, dtype=np.float32)
+    out = np.array(X, dtype=np.float32)
+    for start in range(0, len(X), 4096):          # blocks of rows: X_db[ids] is (rows, k, D)
+        block = slice(start, start + 4096)
+        out[block] += np.einsum("qk,qkd->qd", weights[block], X_db[ids[block]])
+    return l2_normalize(out)
 
 
 def alpha_query_expansion(X_q: np.ndarray, X_db: np.ndarray, k: int = QE_K, alpha: float = QE_ALPHA) -> np.ndarray:
