@@ -6,6 +6,9 @@
     python -m coursekit evaluate --dataset embedded --method color_hist [--json]
     python -m coursekit evaluate --dataset embedded --method vlad --whiten --dim 128 --index ivfpq
     python -m coursekit evaluate --dataset embedded --method gem --rerank diffusion
+    python -m coursekit index build ~/Photos --method gem --out photos.npz   # search your own photos
+    python -m coursekit index add photos.npz         # embed only what is new or changed
+    python -m coursekit search photos.npz query.jpg --k 10 --html results.html
     python -m coursekit course                        # what `make course` runs
     python -m coursekit notebooks [--check]           # student notebooks from solutions/
     python -m coursekit grade PATH... [--json] [--csv FILE]
@@ -80,6 +83,48 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_index(args) -> int:
+    from . import photo_search as ps
+
+    progress = sys.stderr.isatty()
+    if args.action == "build":
+        out = Path(args.out or f"{Path(args.folder).resolve().name}.coursekit-index.npz")
+        if out.exists() and not args.force:   # say so before minutes of work, not after
+            raise ps.PhotoIndexError(f"{out} exists: use `index add {out}` to add photos to it, or --force to "
+                                     "replace it")
+        index = ps.build_index(args.folder, args.method, args.whiten, progress=progress)
+        ps.save_index(index, out, overwrite=args.force)
+        print(f"indexed {len(index)} photos with {args.method} ({index.vectors.shape[1]}-D) -> {out}")
+    else:
+        old = ps.load_index(Path(args.index))
+        index, report = ps.add_to_index(old, args.folder, prune=args.prune, progress=progress,
+                                        path_for_messages=args.index)
+        ps.save_index(index, Path(args.index), overwrite=True)
+        print(f"{args.index}: {len(report['new'])} new, {len(report['changed'])} changed and embedded again, "
+              f"{len(index)} photos in all")
+        if report["missing"]:
+            print(f"{len(report['missing'])} indexed photos are gone from disk"
+                  + (" and were removed" if args.prune else " (kept; --prune removes them)") + ": "
+                  + ", ".join(report["missing"][:5]) + (" ..." if len(report["missing"]) > 5 else ""))
+    for path, problem in index.skipped:
+        print(f"skipped {path}: {problem}")
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from . import photo_search as ps
+
+    index = ps.load_index(Path(args.index))
+    results = ps.search(index, args.image, args.k, args.rerank, path_for_messages=args.index)
+    for r in results:
+        print(f"{r['rank']:3d}  {r['score']:.4f}  {r['path']}" + ("  (missing: moved or deleted since it was "
+                                                                 "indexed; `index add --prune` drops it)"
+                                                                 if r["missing"] else ""))
+    if args.html:
+        print(f"wrote {ps.write_html(args.image, results, args.html, title=f'{Path(args.image).name} in {args.index}')}")
+    return 0
+
+
 def _cmd_course(args) -> int:
     from .course import run_course
 
@@ -147,6 +192,31 @@ def build_parser() -> argparse.ArgumentParser:
                         "dataset's own; smvs has none: --train-on embedded)")
     p.set_defaults(func=_cmd_evaluate)
 
+    from .photo_search import PHOTO_METHODS
+
+    p = sub.add_parser("index", help="index a folder of your own photos (build) or add new ones (add)")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    b = actions.add_parser("build", help="embed every photo under FOLDER (recursively) into a new index file")
+    b.add_argument("folder")
+    b.add_argument("--method", choices=PHOTO_METHODS, default="gem", help="the global vector (default gem)")
+    b.add_argument("--whiten", choices=[n for n in DATASET_NAMES if n != "folder"], metavar="DATASET",
+                   help="whiten the vectors, learned on this dataset's training split (embedded, coil100)")
+    b.add_argument("--out", help="the index file (default: FOLDERNAME.coursekit-index.npz here)")
+    b.add_argument("--force", action="store_true", help="replace an existing index file")
+    a = actions.add_parser("add", help="embed the photos that are new or changed since the index was built")
+    a.add_argument("index")
+    a.add_argument("folder", nargs="?", help="where to look (default: the folder the index was built from)")
+    a.add_argument("--prune", action="store_true", help="remove photos that are gone from disk")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("search", help="the photos of an index nearest to an image")
+    p.add_argument("index")
+    p.add_argument("image")
+    p.add_argument("--k", type=_positive, default=10, help="how many results (default 10)")
+    p.add_argument("--rerank", choices=RERANKINGS, help="re-rank with the index's vectors (notebook 09)")
+    p.add_argument("--html", help="also write an HTML page of thumbnails to this file")
+    p.set_defaults(func=_cmd_search)
+
     p = sub.add_parser("course", help="execute the solution notebooks and write the course report")
     p.add_argument("--out", default="build/course", help="output folder (default: build/course)")
     p.add_argument("--dataset", action="append", choices=[n for n in DATASET_NAMES if n != "folder"],
@@ -179,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as err:  # a missing dataset or file, a bad image or value
+    # a missing dataset, file or folder, a file that would be overwritten, a bad image or value
+    except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

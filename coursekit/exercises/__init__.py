@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08, ex09
+from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08, ex09, ex10
 from .check import CheckFailed, Checker, Exercise, NotDone, call_student, compare
 
 __all__ = [
@@ -82,6 +82,10 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("9.1", "average query expansion", "average_query_expansion", 2, ex09.check_average_query_expansion),
         Exercise("9.2", "the normalised affinity", "normalized_affinity", 2, ex09.check_normalized_affinity),
         Exercise("9.3", "conjugate gradient", "conjugate_gradient", 3, ex09.check_conjugate_gradient),
+    ],
+    "10": [
+        Exercise("10.1", "what index add must embed", "plan_update", 2, ex10.check_plan_update),
+        Exercise("10.2", "the top k by dot product", "top_k", 2, ex10.check_top_k),
     ],
 }
 
