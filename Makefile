@@ -7,12 +7,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.coursekit-installed
 
-.PHONY: help setup course test notebooks datasets clean clean-cache
+.PHONY: help setup course site test browser notebooks datasets clean clean-cache
 
 help:
 	@echo "make setup       create .venv, install the package, build the embedded dataset"
 	@echo "make course      execute the solution notebooks, write build/course/REPORT.md and report.json"
+	@echo "make site        build the course as a static web site in build/site (offline; open build/site/index.html)"
 	@echo "make test        run the whole test suite (unit tests and notebooks)"
+	@echo "make browser     install Debian's chromium for the browser tests, if it is missing (as root)"
 	@echo "make notebooks   regenerate the student notebooks in notebooks/ from solutions/"
 	@echo "make datasets    list the datasets and whether they are present"
 	@echo "make clean       remove build/ (keeps .venv and the caches)"
@@ -30,8 +32,25 @@ setup: $(STAMP)
 course: setup
 	$(PY) -m coursekit course
 
+# The site reuses the notebooks that `make course` executed (build/course), executing only what changed.
+site: setup
+	$(PY) -m coursekit site
+
+# The browser tests (tests/test_site.py) drive Debian's chromium through playwright (playwright cannot download its
+# own browser here). Quiet when a Chromium is there; installs it as root where apt-get is; else says how.
+browser:
+	@if [ -n "$$COURSEKIT_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	   || command -v google-chrome >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "make browser: installing Debian's chromium for the browser tests ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "make browser: no Chromium found, so the browser tests will be skipped (and fail under CI). Install it:" \
+	       "sudo apt-get install chromium (Debian, Ubuntu), or set COURSEKIT_CHROMIUM=/path/to/chrome" >&2; \
+	fi
+
 # pytest's exit code 5 means it collected no test at all: that is a broken suite, never a pass.
-test: setup
+test: setup browser
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (is tests/ there?)" >&2; exit 1; fi; \
 	exit $$rc

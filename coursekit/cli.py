@@ -10,6 +10,7 @@
     python -m coursekit index add photos.npz         # embed only what is new or changed
     python -m coursekit search photos.npz query.jpg --k 10 --html results.html
     python -m coursekit course                        # what `make course` runs
+    python -m coursekit site                          # what `make site` runs: build/site/
     python -m coursekit notebooks [--check]           # student notebooks from solutions/
     python -m coursekit grade PATH... [--json] [--csv FILE]
 
@@ -132,6 +133,29 @@ def _cmd_course(args) -> int:
                       timeout=args.timeout)
 
 
+def _cmd_site(args) -> int:
+    from .course import REPO, _execute_notebooks
+    from .site import SiteError, build_site, check_site_dir
+
+    out, executed = Path(args.out), Path(args.executed)
+    try:
+        check_site_dir(out)  # a folder the site may not replace is refused before minutes of execution
+        executed.mkdir(parents=True, exist_ok=True)
+        records = _execute_notebooks(executed, args.timeout)  # unchanged notebooks are kept, not re-run
+        failed = {r["notebook"]: r["error"] for r in records if r["status"] == "failed"}
+        index = build_site(out, executed, REPO / "notebooks", failed=failed)
+    except SiteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    n_solved, n_student = len(list((out / "solutions").glob("*.html"))), len(list((out / "notebooks").glob("*.html")))
+    print(f"[site] wrote {out}/: index.html (the contents), {n_solved} solved pages in solutions/, {n_student} "
+          f"student pages in notebooks/, coursekit's API reference in api/, MathJax in static/")
+    for name, error in failed.items():
+        print(f"[site] {name} FAILED to execute ({error}): its solved page says so and stops there", file=sys.stderr)
+    print(f"[site] open {index.resolve().as_uri()}")
+    return 1 if failed else 0
+
+
 def _cmd_notebooks(args) -> int:
     from .studentify import main as studentify_main
 
@@ -224,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-notebooks", action="store_true", help="only the report, no notebook execution")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
     p.set_defaults(func=_cmd_course)
+
+    p = sub.add_parser("site", help="build the course as a static web site (executing the solutions first)")
+    p.add_argument("--out", default="build/site", help="the site's folder, rewritten whole (default: build/site)")
+    p.add_argument("--executed", default="build/course", help="folder of the executed solution notebooks, "
+                   "reused when unchanged (default: build/course, as make course writes it)")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
+    p.set_defaults(func=_cmd_site)
 
     p = sub.add_parser("notebooks", help="generate the student notebooks (notebooks/) from solutions/")
     p.add_argument("--check", action="store_true", help="exit 1 if notebooks/ is out of date, write nothing")
