@@ -17,7 +17,7 @@ from coursekit.learning import pairs as pairs_module
 from coursekit.learning.pairs import VerifiedPairs, pair_quality, pseudo_labels, verified_pairs
 from test_local import H_WARP
 
-SMALL = dict(k=4, n_words=50, progress=False)     # a 50-word vocabulary: k-means on a few thousand descriptors
+SMALL = dict(k=4, n_words=100, progress=False)    # a 100-word vocabulary: k-means on a few thousand descriptors
 
 
 @pytest.fixture(scope="module", autouse=True)
