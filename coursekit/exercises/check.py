@@ -382,6 +382,12 @@ class Checker:
     def call(self, fn: Callable, **args: Any) -> Any:
         return call_student(self.exercise, fn, args, timeout=self.timeout)
 
+    def start(self, fn: Callable, **args: Any) -> tuple[Any, str]:
+        """Call the student's function; return what it gave and the text naming the call
+        (``"Exercise 9.1 (...): fn(X_q=..., k=5)"``), which a check's own messages start with."""
+        got = self.call(fn, **args)
+        return got, f"{self.exercise.label}: {call_text(getattr(fn, '__name__', self.exercise.function), args)}"
+
     def case(self, fn: Callable, reference: Callable, *, atol: float = 1e-6, rtol: float = 1e-6,
              dtype: Any = None, **args: Any) -> Any:
         """One case: the reference on the inputs, the student on copies of them; compare."""

@@ -46,11 +46,11 @@ interleaved blocks, argmax, a square root...), the message names the slip.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from .check import CheckFailed, Checker, Exercise, call_text, compare, diagnose
+from .check import CheckFailed, Checker, Exercise, compare, diagnose
 
 __all__ = ["check_lsh_codes", "check_pq_encode", "check_adc_table", "LECTURE_X", "LECTURE_PLANES",
            "lecture_pq"]
@@ -86,15 +86,6 @@ def _exercise(ex_id: str) -> Exercise:
     return exercise(ex_id)
 
 
-
-
-
-def _start(c: Checker, fn: Callable, args: dict[str, Any]) -> tuple[Any, str]:
-    """Call the student's function; return what it gave and the text naming the call."""
-    got = c.call(fn, **args)
-    return got, f"{c.exercise.label}: {call_text(getattr(fn, '__name__', c.exercise.function), args)}"
-
-
 # --------------------------------------------------------------------------- 6.1
 
 def _bits(X: np.ndarray, planes: np.ndarray) -> np.ndarray:
@@ -127,7 +118,7 @@ def check_lsh_codes(lsh_codes: Callable, *, quiet: bool = False) -> None:
 
     def case(X, planes):
         expected = ref(X, planes)
-        got, where = _start(c, lsh_codes, dict(X=X, planes=planes))
+        got, where = c.start(lsh_codes, X=X, planes=planes)
         N, b = len(X), planes.shape[1]
         if isinstance(got, np.ndarray) and got.shape == (N, b) and expected.shape != (N, b):
             raise CheckFailed(f"{where}: got {b} values per vector, one per bit: pack them 8 to a byte, "
@@ -188,7 +179,7 @@ def check_pq_encode(pq_encode: Callable, *, quiet: bool = False) -> None:
 
     def case(X, codebooks):
         expected = ref(X.astype(np.float32), codebooks.astype(np.float32)).astype(np.int64)
-        got, where = _start(c, pq_encode, dict(X=X, codebooks=codebooks))
+        got, where = c.start(pq_encode, X=X, codebooks=codebooks)
         if isinstance(got, np.ndarray) and got.shape == expected.shape and got.dtype.kind in "iu" \
                 and got.dtype != np.uint8:
             raise CheckFailed(f"{where}: expected dtype uint8, got {got.dtype}: a code is one byte per "
@@ -243,7 +234,7 @@ def check_adc_table(adc_table: Callable, *, quiet: bool = False) -> None:
 
     def case(q, codebooks):
         expected = adc_tables(q[None], codebooks)[0].astype(np.float64)
-        got, where = _start(c, adc_table, dict(q=q, codebooks=codebooks))
+        got, where = c.start(adc_table, q=q, codebooks=codebooks)
         if isinstance(got, np.ndarray) and got.shape == (1,) + expected.shape:
             raise CheckFailed(f"{where}: expected shape {expected.shape}, got shape {got.shape}: one query in, "
                               f"one (M, ksub) table out (drop the first axis)")

@@ -44,11 +44,11 @@ normalisation, ``D^-1 A``, no ``beta``...), the message names it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from .check import CheckFailed, Checker, Exercise, call_text, compare, diagnose
+from .check import CheckFailed, Checker, Exercise, compare, diagnose
 
 __all__ = ["check_average_query_expansion", "check_normalized_affinity", "check_conjugate_gradient"]
 
@@ -58,12 +58,6 @@ _SEED = 2027
 def _exercise(ex_id: str) -> Exercise:
     from . import exercise  # late: the list in __init__ refers to the checks below
     return exercise(ex_id)
-
-
-def _start(c: Checker, fn: Callable, args: dict[str, Any]) -> tuple[Any, str]:
-    """Call the student's function; return what it gave and the text naming the call."""
-    got = c.call(fn, **args)
-    return got, f"{c.exercise.label}: {call_text(getattr(fn, '__name__', c.exercise.function), args)}"
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
@@ -100,7 +94,7 @@ def check_average_query_expansion(average_query_expansion: Callable, *, quiet: b
 
     def case(X_q, X_db, k):
         expected = ref(X_q, X_db, k).astype(np.float64)
-        got, where = _start(c, average_query_expansion, dict(X_q=X_q, X_db=X_db, k=k))
+        got, where = c.start(average_query_expansion, X_q=X_q, X_db=X_db, k=k)
         if isinstance(got, np.ndarray) and got.shape == (len(X_q), len(X_db)) and expected.shape != got.shape:
             raise CheckFailed(f"{where}: got a (Q, N) array, similarities: return the expanded query VECTORS, "
                               f"shape {expected.shape}, which the notebook then searches with")
@@ -168,7 +162,7 @@ def check_normalized_affinity(normalized_affinity: Callable, *, quiet: bool = Fa
 
     def case(A):
         expected = ref(sp.csr_matrix(A)).toarray().astype(np.float64)
-        got, where = _start(c, normalized_affinity, dict(A=A))
+        got, where = c.start(normalized_affinity, A=A)
         if sp.issparse(got):
             got = got.toarray()
         if isinstance(got, np.ndarray) and got.shape == expected.shape and got.dtype.kind == "f":
@@ -247,7 +241,7 @@ def check_conjugate_gradient(conjugate_gradient: Callable, *, quiet: bool = Fals
 
         exact = np.linalg.solve(M, b)
         cg = _cg_float64(M, b, tol, maxiter)
-        got, where = _start(c, conjugate_gradient, dict(matvec=matvec, b=b, tol=tol, maxiter=maxiter))
+        got, where = c.start(conjugate_gradient, matvec=matvec, b=b, tol=tol, maxiter=maxiter)
         if len(calls) > maxiter:
             raise CheckFailed(f"{where}: called matvec {len(calls)} times: stop after maxiter = {maxiter} "
                               f"products, even if the tolerance is not reached")

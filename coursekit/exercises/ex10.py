@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from .check import CheckFailed, Checker, Exercise, call_text, compare
+from .check import CheckFailed, Checker, Exercise, compare
 
 __all__ = ["check_plan_update", "check_top_k"]
 
@@ -42,11 +42,6 @@ _SEED = 2028
 def _exercise(ex_id: str) -> Exercise:
     from . import exercise  # late: the list in __init__ refers to the checks below
     return exercise(ex_id)
-
-
-def _start(c: Checker, fn: Callable, args: dict[str, Any]) -> tuple[Any, str]:
-    got = c.call(fn, **args)
-    return got, f"{c.exercise.label}: {call_text(getattr(fn, '__name__', c.exercise.function), args)}"
 
 
 # --------------------------------------------------------------------------- 10.1
@@ -61,7 +56,7 @@ def check_plan_update(plan_update: Callable, *, quiet: bool = False) -> None:
     def case(indexed, found):
         before = copy.deepcopy((indexed, found))
         expected = ref(indexed, found)
-        got, where = _start(c, plan_update, dict(indexed=indexed, found=found))
+        got, where = c.start(plan_update, indexed=indexed, found=found)
         if got is None:
             raise CheckFailed(f"{where} returned None — did you forget `return`?")
         if (indexed, found) != before:
@@ -120,7 +115,7 @@ def check_top_k(top_k: Callable, *, quiet: bool = False) -> None:
     def case(X, q, k, seconds=None):
         e_ids, e_scores = ref(X, q, k)
         start = time.perf_counter()
-        got, where = _start(c, top_k, dict(X=X, q=q, k=k))
+        got, where = c.start(top_k, X=X, q=q, k=k)
         took = time.perf_counter() - start
         if got is None:
             raise CheckFailed(f"{where} returned None — did you forget `return`?")
