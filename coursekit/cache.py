@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cache_root", "key_digest", "array_digest", "files_fingerprint", "cached_arrays"]
+__all__ = ["cache_root", "key_digest", "array_digest", "files_fingerprint", "save_npz_atomic", "cached_arrays"]
 
 _SECONDS = "_compute_seconds"  # stored beside the arrays
 
@@ -59,7 +59,9 @@ def files_fingerprint(paths: Sequence[Path]) -> str:
     return h.hexdigest()[:24]
 
 
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` of ``arrays`` into ``path`` through a temporary file in the same folder, renamed over
+    ``path`` at the end: a reader never sees half a file, and an interrupted write leaves no debris."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
@@ -107,5 +109,5 @@ def cached_arrays(
     meta = {"key": key, "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{digest}.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-    _save_npz_atomic(path, {**arrays, _SECONDS: np.float64(seconds)})
+    save_npz_atomic(path, {**arrays, _SECONDS: np.float64(seconds)})
     return arrays, 0.0
