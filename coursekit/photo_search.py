@@ -33,14 +33,14 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .cache import save_npz_atomic
+from .cnn.backbones import load_backbone
 from .images import ImageError, find_images, load_image
 from .whitening import l2_normalize
 
@@ -52,7 +52,6 @@ VERSION = 1
 
 # the methods that make one vector per photo with no training: the CNN poolings of notebook 07
 PHOTO_METHODS = ("mac", "spoc", "gem", "rmac", "crow", "gem_ms", "fc")
-SIZE = 480                                                  # pixels on the longer side, as methods.CNN_SIZE
 HTML_MARK = "<!-- written by coursekit search -->"
 
 
@@ -78,35 +77,34 @@ class PhotoIndex:
         return len(self.paths)
 
 
-def describe_method(method: str = "gem", backbone: str = "efficientnet_lite0", weights=None) -> dict:
-    """What decides a vector of ``method`` in this installation: ``{"method", "backbone", "weights",
-    "size", "scales"}`` (``weights``: the weights file's name, size and time, as the feature cache keys it)."""
-    from .cnn.backbones import load_backbone
+def describe_method(method: str, net) -> dict:
+    """What decides a vector of ``method`` computed with the loaded network ``net``
+    (:func:`coursekit.cnn.backbones.load_backbone`): ``{"method", "backbone", "weights", "size", "scales"}``
+    (``weights``: the weights file's name, size and time, as the feature cache keys it)."""
     from .cnn.extract import _weights_key
+    from .methods import CNN_SIZE, MULTI_SCALE
 
     if method not in PHOTO_METHODS:
         raise PhotoIndexError(f"method {method!r} cannot index single photos; use one of {', '.join(PHOTO_METHODS)} "
-                          "(the others need a vocabulary or a dataset to learn from)")
-    net = load_backbone(backbone, weights)
-    scales = [1.0, float(1 / np.sqrt(2.0)), 0.5] if method == "gem_ms" else [1.0]
+                              "(the others need a vocabulary or a dataset to learn from)")
+    scales = [float(s) for s in MULTI_SCALE] if method == "gem_ms" else [1.0]
     return {"method": method, "backbone": net.name, "weights": _weights_key(net),
-            "size": SIZE if method != "fc" else 224, "scales": scales}
+            "size": CNN_SIZE if method != "fc" else 224, "scales": scales}
 
 
-def embed_images(paths: list, described: dict, weights=None, progress: bool = True
+def embed_images(paths: list, described: dict, net, progress: bool = True
                  ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
     """The L2-normalised vectors of the readable images among ``paths`` (files, or ``(H, W, 3) uint8`` arrays
     already loaded): ``(V (n, D) float32, kept, skipped)`` with ``kept`` the indices into ``paths`` that were
     read and ``skipped`` the ``(path, problem)`` of the others. ``described``: :func:`describe_method`'s
-    dictionary."""
-    from .cnn.backbones import load_backbone
+    dictionary for the network ``net``."""
     from .cnn.extract import fc_descriptors, pooled_descriptors
+    from .methods import CNN_SIZE
 
-    net = load_backbone(described["backbone"], weights)
     kept, skipped, images = [], [], []
     for i, path in enumerate(tqdm(paths, desc="reading photos", disable=not progress)):
         try:
-            images.append(path if isinstance(path, np.ndarray) else load_image(path, max_size=2 * SIZE))
+            images.append(path if isinstance(path, np.ndarray) else load_image(path, max_size=2 * CNN_SIZE))
             kept.append(i)
         except (ImageError, OSError) as err:
             skipped.append((str(path), getattr(err, "problem", None) or str(err)))
@@ -173,15 +171,7 @@ def save_index(index: PhotoIndex, path: Path, overwrite: bool = False) -> None:
               "meta": np.array(json.dumps(index.meta))}
     if index.whitening is not None:
         arrays.update(zip(("whiten_mean", "whiten_components", "whiten_damping"), index.whitening))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz_atomic(path, arrays)
 
 
 def load_index(path: Path) -> PhotoIndex:
@@ -247,8 +237,9 @@ def build_index(folder, method: str = "gem", whiten: str | None = None, weights=
     ``whiten``: a dataset name whose training split the whitening is learned on, or None."""
     folder = Path(folder).resolve()
     paths = find_images(folder)                                 # raises on a missing or empty folder
-    described = describe_method(method, weights=weights)
-    V, kept, skipped = embed_images(paths, described, weights, progress)
+    net = load_backbone(weights=weights)
+    described = describe_method(method, net)
+    V, kept, skipped = embed_images(paths, described, net, progress)
     if not kept:
         raise PhotoIndexError(f"none of the {len(paths)} image files under {folder} could be read: "
                           + "; ".join(f"{p}: {why}" for p, why in skipped[:5]))
@@ -266,7 +257,8 @@ def add_to_index(index: PhotoIndex, folder=None, prune: bool = False, weights=No
     """``index`` with the new and changed photos under ``folder`` (default: the index's root) embedded, the
     others kept as they were; with ``prune``, photos gone from disk are removed. Returns the new index and
     ``{"new", "changed", "missing", "skipped"}`` (lists of paths; skipped: ``(path, problem)``)."""
-    described = describe_method(index.meta["method"], index.meta["backbone"], weights)
+    net = load_backbone(index.meta["backbone"], weights)
+    described = describe_method(index.meta["method"], net)
     _check_same_method(index.meta, described, path_for_messages)
     folder = Path(folder or index.meta["root"]).resolve()
     found = {str(p): _stat(p) for p in find_images(folder)}
@@ -274,7 +266,7 @@ def add_to_index(index: PhotoIndex, folder=None, prune: bool = False, weights=No
     under = {p: v for p, v in indexed.items() if Path(p).is_relative_to(folder)}   # another folder's stay
     new, changed, missing = plan_update(under, found)
     todo = new + changed
-    V, kept, skipped = embed_images([Path(p) for p in todo], described, weights, progress) if todo else \
+    V, kept, skipped = embed_images([Path(p) for p in todo], described, net, progress) if todo else \
         (np.zeros((0, index.vectors.shape[1]), np.float32), [], [])
     drop = set(changed) | (set(missing) if prune else set())
     keep = [i for i, p in enumerate(index.paths) if p not in drop]
@@ -296,9 +288,10 @@ def search(index: PhotoIndex, image, k: int = 10, rerank: str | None = None, wei
     index's vectors as the database (notebook 09)."""
     from .methods import RERANKINGS, Retrieval, reranked
 
-    described = describe_method(index.meta["method"], index.meta["backbone"], weights)
+    net = load_backbone(index.meta["backbone"], weights)
+    described = describe_method(index.meta["method"], net)
     _check_same_method(index.meta, described, path_for_messages)
-    V, kept, skipped = embed_images([image if isinstance(image, np.ndarray) else Path(image)], described, weights,
+    V, kept, skipped = embed_images([image if isinstance(image, np.ndarray) else Path(image)], described, net,
                                     progress=False)
     if skipped:
         raise ImageError(f"{image}: {skipped[0][1]}")
