@@ -66,7 +66,7 @@ __all__ = ["TRAIN_SIZE", "FAST", "split_backbone", "dataset_trunk_maps", "Retrie
 
 TRAIN_SIZE = 480      # pixels on the longer side of the training and test images, as coursekit.methods.CNN_SIZE
 # A setting for CI and quick looks: `finetune(ds, **FAST)` trains in 7 to 40 s on two cores, as busy as they are
-# (embedded set: GeM's mAP 0.481 -> 0.555, against 0.595 for the defaults: notebook 08)
+# (embedded set: GeM's mAP 0.483 -> 0.555, against 0.594 for the defaults: notebook 08)
 FAST = {"epochs": 2, "queries_per_epoch": 48, "pool_size": 156, "lr": 3e-4}
 _MAX_HALF = 60000.0   # float16 holds up to 65504
 
@@ -352,7 +352,7 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
     2 CPU cores shared with other jobs, load average about 4). The table
     was measured on a build of the embedded set made before its
     generator's last change (off the shelf 0.461); on the current build,
-    notebook 08 measures 0.481 off the shelf, 0.595 with the defaults and
+    notebook 08 measures 0.483 off the shelf, 0.594 with the defaults and
     0.555 with :data:`FAST`, so read the table for the comparisons:
 
     ====================================================  =================================
@@ -505,10 +505,10 @@ def finetuned_descriptors(ds, split: str, head: RetrievalHead, backbone: Backbon
     (``head.meta["size"]``; :data:`TRAIN_SIZE` for an untrained head).
     Testing at another size than the training one is allowed (Radenovic
     et al.'s code trains at 362 pixels and tests at 1024), but on the
-    embedded set a head trained at 240 pixels gained little at 480: mAP
-    0.461 -> 0.486 after 3 epochs of 104 queries (lr 2e-4, 68 s with its
-    trunk maps), against 0.539 trained at 480 (2 epochs of 60 queries, lr
-    3e-4, 63 s).
+    embedded set (the older build of the table above) a head trained at
+    240 pixels gained little at 480: mAP 0.461 -> 0.486 after 3 epochs
+    of 104 queries (lr 2e-4, 68 s with its trunk maps), against 0.539
+    trained at 480 (2 epochs of 60 queries, lr 3e-4, 63 s).
     """
     if head.meta and head.meta.get("backbone") not in (None, backbone.name):
         raise ValueError(f"this head was cut from {head.meta['backbone']}, not {backbone.name}")

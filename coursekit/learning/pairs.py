@@ -191,19 +191,20 @@ def verified_pairs(ds, split: str = "train", k: int = 20, min_inliers: int = MIN
       GeM's mAP from 0.832 to 0.887; the true labels, to 0.933.
     - The embedded set, 312 training images of 52 objects: 4,453
       candidates in 12 s (50 s with an empty cache: SIFT and the
-      vocabulary), 0.2 s cached; with 12 inliers or more, 852 pairs of
+      vocabulary), 0.2 s cached; with 12 inliers or more, 848 pairs of
       precision 0.35 only (notebook 08), whatever the threshold. Every
       image is rendered on a crop of one of eleven background photographs,
       and two crops of one photograph are a perfectly rigid match: 78 % of
       the wrong pairs share their background photograph, with up to 202
       inliers. Verification proves that two images share a rigid scene,
       not that they show the object their labels name. The components
-      merge nearly everything (2 components), and fine-tuning on them
-      lowers the mAP from 0.481 to 0.428 (the true labels: 0.595; notebook
-      08). (On a build of the embedded set older than its generator's last
-      change, the right pairs alone, picked with the labels, gave 0.548
-      against 0.395 for all of them and 0.579 for the labels: the wrong
-      pairs are the whole problem.)
+      merge nearly everything (one component of two images or more), and
+      fine-tuning on them lowers the mAP from 0.483 to 0.379 (the true
+      labels: 0.594; notebook 08, 2026-12-05). (On a build of the
+      embedded set older than its generator's last change, the right
+      pairs alone, picked with the labels, gave 0.548 against 0.395 for
+      all of them and 0.579 for the labels: the wrong pairs are the whole
+      problem.)
     """
     import cv2
 
