@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -87,7 +88,40 @@ def _execute_notebooks(out: Path, timeout: int) -> list[dict]:
             print(f"[course] {src.name}: done in {seconds} s", flush=True)
             stamp.write_text(key)
             records.append({"notebook": src.name, "status": "ok", "seconds": seconds})
+    for record in records:
+        if record["status"] != "failed":
+            record["unprinted"] = unprinted_numbers(out / record["notebook"])
     return records
+
+
+_PROSE_NUMBER = re.compile(r"(?<![\w.])0\.\d{3}(?![\d])")      # 0.483 as a sentence quotes an mAP
+_MATH_OR_CODE = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`", re.DOTALL)
+_OUTPUT_NUMBER = re.compile(r"\d+\.\d+")
+
+
+def unprinted_numbers(path: Path) -> list[str]:
+    """The three-decimal numbers (``0.483``) of an executed notebook's markdown that none of its outputs prints.
+
+    The prose quotes what its cells print; when a change moves those numbers (a rebuilt dataset, another
+    version of a library), the prose goes stale without an error. An output number counts as printed when
+    it rounds to the quoted one (``0.4831`` prints ``0.483``). Numbers the prose quotes from other datasets
+    (the course report's COIL-100 and SMVS) are listed too: the list is for a person to read, in the order
+    the prose gives them, each once. Math (``$...$``) and code spans are not prose.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    printed: set[float] = set()
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            texts = [output.get("text", "")] + [output.get("data", {}).get(kind, "")
+                                                for kind in ("text/plain", "text/html", "text/markdown")]
+            for text in texts:
+                text = "".join(text) if isinstance(text, list) else text
+                printed.update(round(float(x), 3) for x in _OUTPUT_NUMBER.findall(text))
+    quoted = [m for cell in nb.cells if cell.cell_type == "markdown"
+              for m in _PROSE_NUMBER.findall(_MATH_OR_CODE.sub(" ", cell.source))]
+    return list(dict.fromkeys(q for q in quoted if round(float(q), 3) not in printed))
 
 
 WHITENED = ("vlad", "fisher", "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "gem_finetuned")
@@ -295,10 +329,13 @@ def write_report(out: Path, report: dict) -> None:
         lines += ["Datasets not present (fetch with `python data_scripts/get.py NAME`): "
                   + ", ".join(report["absent"]) + ".", ""]
     if report["notebooks"]:
-        lines += ["## Notebooks", "", "| notebook | status | time (s) |", "|---|---|---|"]
+        lines += ["## Notebooks", "", "The last column lists the numbers such as 0.483 that a notebook's prose quotes "
+                  "and none of its outputs printed in this run: numbers quoted from another dataset (this report's), "
+                  "or prose gone stale since the numbers moved.", "",
+                  "| notebook | status | time (s) | quoted, not printed |", "|---|---|---|---|"]
         for nb in report["notebooks"]:
             seconds = "–" if nb["seconds"] is None else f"{nb['seconds']:.1f}"
-            lines.append(f"| {nb['notebook']} | {nb['status']} | {seconds} |")
+            lines.append(f"| {nb['notebook']} | {nb['status']} | {seconds} | {', '.join(nb.get('unprinted', []))} |")
         lines.append("")
     (out / "REPORT.md").write_text("\n".join(lines))
 

@@ -212,6 +212,8 @@ def test_python_dash_m_entry_point():
 
 
 def test_course_executes_only_changed_notebooks(tmp_path, monkeypatch):
+    import nbformat
+
     import coursekit.grading
     from coursekit.course import REPO, _execute_notebooks
 
@@ -219,13 +221,13 @@ def test_course_executes_only_changed_notebooks(tmp_path, monkeypatch):
 
     def fake_execute(src, dest, timeout):
         calls.append(src.name)
-        dest.write_text("{}")
+        nbformat.write(nbformat.v4.new_notebook(), dest)
         return None
 
     monkeypatch.setattr(coursekit.grading, "execute_notebook", fake_execute)
     n = len(list((REPO / "solutions").glob("[0-9][0-9]*.ipynb")))
     first = _execute_notebooks(tmp_path, 60)
-    assert len(calls) == n and all(r["status"] == "ok" for r in first)
+    assert len(calls) == n and all(r["status"] == "ok" and r["unprinted"] == [] for r in first)
     second = _execute_notebooks(tmp_path, 60)
     assert len(calls) == n and all(r["status"] == "unchanged" for r in second)
     monkeypatch.setenv("COURSEKIT_DATASET", "coil100")  # another dataset: run again
@@ -258,3 +260,22 @@ def test_report_adds_whitened_global_methods_where_a_training_split_exists(tmp_p
     assert report_runs(trained)[len(METHODS) + len(WHITENED):] == [(m, {"rerank": how}) for m in METHODS
                                                                    if m in GLOBAL_METHODS for how in RERANKINGS]
     assert set(WHITENED) <= set(GLOBAL_METHODS)
+
+
+def test_unprinted_numbers_lists_the_prose_numbers_no_output_prints(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from coursekit.course import unprinted_numbers
+
+    nb = new_notebook(cells=[
+        new_markdown_cell("GeM reaches 0.483, whitened 0.551; on COIL-100 0.832, and again 0.832. "
+                          "alpha = 0.99, $x = 0.125$ and v1.0.123 are not mAPs."),
+        new_code_cell("print(m)", outputs=[new_output("stream", name="stdout", text="mAP 0.4831\n")]),
+        new_code_cell("m", outputs=[new_output("execute_result", data={"text/plain": "0.55099"},
+                                               execution_count=2)]),
+        new_markdown_cell("Later prose: 0.484 is stale."),
+    ])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert unprinted_numbers(path) == ["0.832", "0.484"]
