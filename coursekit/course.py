@@ -113,11 +113,12 @@ def unprinted_numbers(path: Path) -> list[str]:
     nb = nbformat.read(path, as_version=4)
     printed: set[float] = set()
     for cell in nb.cells:
-        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            texts = [output.get("text", "")] + [output.get("data", {}).get(kind, "")
-                                                for kind in ("text/plain", "text/html", "text/markdown")]
-            for text in texts:
-                text = "".join(text) if isinstance(text, list) else text
+        if cell.cell_type != "code":
+            continue
+        for output in cell.outputs:                   # nbformat.read joins each text into one string
+            data = output.get("data", {})
+            for text in (output.get("text", ""), data.get("text/plain", ""), data.get("text/html", ""),
+                         data.get("text/markdown", "")):
                 printed.update(round(float(x), 3) for x in _OUTPUT_NUMBER.findall(text))
     quoted = [m for cell in nb.cells if cell.cell_type == "markdown"
               for m in _PROSE_NUMBER.findall(_MATH_OR_CODE.sub(" ", cell.source))]
