@@ -157,10 +157,13 @@ def test_infinite_loops_are_interrupted(graded):
     assert r.points == 2
 
 
-def test_a_kernel_that_dies_is_an_error_for_that_student(graded):
+def test_a_kernel_that_dies_costs_only_what_came_after(graded):
     r = graded[2]["dies"]
-    assert r.error == "the kernel died while running cell 8 (`import os; os._exit(1)`)"
-    assert set(statuses(r).values()) == {"error"} and r.points == 0 and r.max_points == 6
+    assert r.error == ("the kernel died while running cell 8 (`import os; os._exit(1)`); the exercises defined "
+                       "before it are graded")
+    assert statuses(r) == {"0.1": "passed", "0.2": "passed", "0.3": "not done", "0.4": "not done"}
+    assert "the notebook stopped at cell 8, before it was defined" in r.exercises[2].message
+    assert (r.points, r.max_points) == (2, 6) and r.flags == ["kernel-died"]
 
 
 def test_deleted_cells_exit_input_and_errors(graded):
@@ -205,13 +208,14 @@ def test_table_json_and_csv(graded, tmp_path):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["student", "file", "notebook", "0.1 precision at k", "0.2 recall at k",
                              "0.3 average precision", "0.4 mean average precision with junk",
-                             "total", "max", "error"]
+                             "total", "max", "error", "flags"]
     by_student = {r["student"]: r for r in rows}
     assert len(by_student) == len(results)
     assert by_student["wrong_ap"]["0.3 average precision"] == "0"
     assert (by_student["wrong_ap"]["total"], by_student["wrong_ap"]["max"]) == ("4", "6")
     assert by_student["full"]["total"] == "6" and by_student["full"]["error"] == ""
     assert by_student["corrupt"]["error"].startswith("not a readable notebook")
+    assert by_student["dies"]["flags"] == "kernel-died" and by_student["full"]["flags"] == ""
 
 
 def test_kernel_runs_this_python():

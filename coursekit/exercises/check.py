@@ -35,7 +35,7 @@ import numpy as np
 
 __all__ = [
     "CheckFailed", "NotDone", "Exercise", "Checker", "call_student", "compare", "describe",
-    "CALL_TIMEOUT",
+    "CALL_TIMEOUT", "TimeLimit",
 ]
 
 #: Seconds one call of a student's function may take before the check fails.
@@ -54,9 +54,10 @@ class NotDone(CheckFailed):
     """The student's function still raises ``NotImplementedError``."""
 
 
-class _TimeLimit(BaseException):
-    # BaseException, so that a student's `except Exception:` cannot swallow it.
-    pass
+class TimeLimit(BaseException):
+    """A call of the student's function ran over its time limit (here, or in the grader's sandbox).
+
+    A ``BaseException``, so that a student's ``except Exception:`` cannot swallow it."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,9 @@ class Exercise:
 
     ``id`` is "0.2", ``title`` a few words ("recall at k"), ``function`` the
     name the student defines in the notebook, ``points`` what it is worth
-    (declared only here), ``check`` the callable ``check(student_function)``.
+    (declared only here), ``check`` the callable ``check(student_function)``,
+    ``references`` the dotted names of coursekit's answer ("coursekit.evaluation.recall_at_k"):
+    the grader refuses a function that is one of them or calls one.
     """
 
     id: str
@@ -73,6 +76,7 @@ class Exercise:
     function: str
     points: float
     check: Callable[..., bool]
+    references: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -189,9 +193,9 @@ def _same(a: Any, b: Any) -> bool:
 
 @contextmanager
 def _alarm(seconds: float):
-    """Raise :class:`_TimeLimit` in the main thread after ``seconds``."""
+    """Raise :class:`TimeLimit` in the main thread after ``seconds``."""
     def on_alarm(signum, frame):
-        raise _TimeLimit()
+        raise TimeLimit()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -203,7 +207,7 @@ def _alarm(seconds: float):
 
 
 def _run_with_time_limit(fn: Callable, args: tuple, seconds: float | None):
-    """``fn(*args)``, raising :class:`_TimeLimit` when it takes longer than ``seconds``."""
+    """``fn(*args)``, raising :class:`TimeLimit` when it takes longer than ``seconds``."""
     if not seconds:
         return fn(*args)
     if hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread():
@@ -222,7 +226,7 @@ def _run_with_time_limit(fn: Callable, args: tuple, seconds: float | None):
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        raise _TimeLimit()
+        raise TimeLimit()
     if "error" in box:
         raise box["error"]
     return box.get("result")
@@ -262,7 +266,7 @@ def call_student(
         raise NotDone(
             f"{label}: not done yet — replace the `raise NotImplementedError` with your code."
         ) from None
-    except _TimeLimit:
+    except TimeLimit:
         raise CheckFailed(
             f"{label}: {call} did not finish within {timeout:g} s — is there an infinite loop?"
         ) from None
