@@ -5,6 +5,7 @@ The loaders never open an image, so the tiny trees hold empty files.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 from pathlib import Path
@@ -434,3 +435,27 @@ def test_real_smvs():
     assert ds.n_db == 100 and ds.n_queries == 400
     assert all(g.easy.size == 1 and g.junk.size == 0 for g in ds.gnd)
     assert eq(ds.db_labels[np.concatenate([g.easy for g in ds.gnd])], ds.query_labels)
+
+
+def test_a_crafted_revisited_ground_truth_runs_no_code(tmp_path):
+    """`python -m coursekit datasets` loads every dataset: a crafted gnd pickle must not run anything."""
+    make_revisited(tmp_path, "roxford5k")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    (tmp_path / "gnd_roxford5k.pkl").write_bytes(pickle.dumps({"imlist": [], "qimlist": [], "gnd": [Evil()]}))
+    with pytest.raises(DatasetError) as e:
+        load_roxford5k(tmp_path)
+    assert not marker.exists()
+    assert str(tmp_path / "gnd_roxford5k.pkl") in str(e.value) and "get.py roxford5k" in str(e.value)
+
+
+def test_a_truncated_revisited_ground_truth_says_to_fetch_it_again(tmp_path):
+    make_revisited(tmp_path, "rparis6k")
+    pkl = tmp_path / "gnd_rparis6k.pkl"
+    pkl.write_bytes(pkl.read_bytes()[:40])
+    with pytest.raises(DatasetError, match="cannot be read as a pickle.*get.py rparis6k"):
+        load_rparis6k(tmp_path)
