@@ -85,7 +85,7 @@ def files_fingerprint(paths: Sequence[Path]) -> str:
     """
     h = hashlib.sha256()
     for p in paths:
-        h.update(f"{p}\0{file_key(p)}\n".encode())
+        h.update(os.fsencode(p) + f"\0{file_key(p)}\n".encode())  # any file name, UTF-8 or not
     return h.hexdigest()[:24]
 
 
