@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cache_root", "key_digest", "array_digest", "files_fingerprint", "save_npz_atomic", "cached_arrays"]
+__all__ = ["CONTENT_DIGEST_MAX", "cache_root", "key_digest", "array_digest", "file_key", "files_fingerprint", "save_npz_atomic", "cached_arrays"]
 
 _SECONDS = "_compute_seconds"  # stored beside the arrays
 
@@ -46,16 +46,46 @@ def array_digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:24]
 
 
-def files_fingerprint(paths: Sequence[Path]) -> str:
-    """A digest of file names, sizes and modification times.
+#: Files up to this many bytes are keyed by a digest of their content (one read, about 25 us each
+#: for the 5 KB images of COIL-100: 7,168 files in 0.22 s the first time in a process, 0.05 s after,
+#: against 0.03 s for stat alone); larger ones by their inode record.
+CONTENT_DIGEST_MAX = 64 * 1024
 
-    Cheap (no file is read), and it changes when a file is added, removed,
-    renamed, replaced or edited.
+_digests: dict[tuple, str] = {}  # (path, size, mtime, inode, ctime) -> content digest, for this process
+
+
+def file_key(path: str | os.PathLike) -> str:
+    """What the cache trusts to tell whether a file changed, as a short string.
+
+    A file of at most :data:`CONTENT_DIGEST_MAX` bytes: a SHA-256 of its bytes
+    (a content change is always seen; a touch or a copy that keeps the bytes
+    is not a change). A larger file: its size, modification time, inode and
+    status-change time (``ctime``). Editing a file in place changes ``ctime``
+    even when the tool puts size and modification time back; replacing it
+    changes the inode; neither can be set by a user. Digests are remembered
+    for the process, so a second fingerprint of the same files only stats them.
+    """
+    st = os.stat(path)
+    record = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    if st.st_size > CONTENT_DIGEST_MAX:
+        return "stat:" + ":".join(map(str, record))
+    memo = (os.fspath(path), *record)
+    if memo not in _digests:
+        with open(path, "rb") as f:
+            _digests[memo] = "sha256:" + hashlib.sha256(f.read()).hexdigest()[:32]
+    return _digests[memo]
+
+
+def files_fingerprint(paths: Sequence[Path]) -> str:
+    """A digest of the file names, in order, and of each file's :func:`file_key`.
+
+    It changes when a file is added, removed, renamed, replaced or edited
+    (even with its size and modification time put back). Cheap: small files
+    are read once per process, large ones only stat'ed.
     """
     h = hashlib.sha256()
     for p in paths:
-        st = os.stat(p)
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(os.fsencode(p) + f"\0{file_key(p)}\n".encode())  # any file name, UTF-8 or not
     return h.hexdigest()[:24]
 
 

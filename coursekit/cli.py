@@ -118,11 +118,12 @@ def _cmd_search(args) -> int:
     index = ps.load_index(Path(args.index))
     results = ps.search(index, args.image, args.k, args.rerank, path_for_messages=args.index)
     for r in results:
-        print(f"{r['rank']:3d}  {r['score']:.4f}  {r['path']}" + ("  (missing: moved or deleted since it was "
+        print(f"{r['rank']:3d}  {r['score']:.4f}  {_printable(r['path'])}" + ("  (missing: moved or deleted since it was "
                                                                  "indexed; `index add --prune` drops it)"
                                                                  if r["missing"] else ""))
     if args.html:
-        print(f"wrote {ps.write_html(args.image, results, args.html, title=f'{Path(args.image).name} in {args.index}')}")
+        page = ps.write_html(args.image, results, args.html, title=f'{Path(args.image).name} in {args.index}')
+        print(f"wrote {_printable(str(page))}")
     return 0
 
 
@@ -160,6 +161,19 @@ def _cmd_notebooks(args) -> int:
     from .studentify import main as studentify_main
 
     return studentify_main((["--check"] if args.check else []) + (["--force"] if args.force else []))
+
+
+def _printable(text: str) -> str:
+    """A path for the terminal: the undecodable bytes of a non-UTF-8 file name shown as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _pq_nbits(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 16:  # 2^nbits centroids per sub-quantizer: 2^17 and up is out of reach of memory
+        raise argparse.ArgumentTypeError(f"must be between 1 and 16 (2^nbits centroids per sub-quantizer), "
+                                         f"got {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -201,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search through this index and report its mAP and recall against exact search (notebook 06)")
     g.add_argument("--pq-m", type=_positive, default=16, help="PQ sub-quantizers M, must divide the dimension "
                    "(default 16)")
-    g.add_argument("--pq-nbits", type=_positive, default=8, help="bits per PQ code (default 8: uint8 codes)")
+    g.add_argument("--pq-nbits", type=_pq_nbits, default=8, help="bits per PQ code (default 8: uint8 codes)")
     g.add_argument("--nlist", type=_positive, help="inverted lists of ivfpq (default: about sqrt(database size))")
     g.add_argument("--nprobe", type=_positive, default=8, help="lists ivfpq visits per query (default 8)")
     g.add_argument("--seed", type=int, default=0, help="seed of the index's k-means and hyperplanes (default 0)")
@@ -282,5 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     # a missing dataset, file or folder, a file that would be overwritten, a bad image or value
     except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_printable(str(err))}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print(f"error: `{' '.join(argv[:1])}` ran out of memory. Ask for less: a smaller --pq-nbits, --dim or "
+              f"--nlist, or a smaller dataset", file=sys.stderr)
         return EXIT_USAGE

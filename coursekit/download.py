@@ -20,8 +20,11 @@ Only the standard library and ``tqdm`` are used.
 from __future__ import annotations
 
 import filecmp
+import gzip
 import hashlib
 import http.client
+import json
+import lzma
 import os
 import posixpath
 import re
@@ -31,6 +34,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -38,8 +42,9 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 __all__ = [
-    "DownloadError", "ExtractError", "UnsafeArchiveError",
-    "download", "extract", "extracted", "link_extracted", "verify",
+    "CorruptArchiveError", "DownloadError", "ExtractError", "UnsafeArchiveError",
+    "download", "expected_kind", "extract", "extracted", "file_kind", "link_extracted", "move_aside",
+    "verify", "wrong_kind",
 ]
 
 USER_AGENT = "coursekit-downloader/0.1 (+python urllib)"
@@ -58,6 +63,88 @@ class ExtractError(RuntimeError):
 
 class UnsafeArchiveError(ExtractError):
     """An archive member would land outside the target folder; nothing was written."""
+
+
+class CorruptArchiveError(ExtractError):
+    """An archive cannot be read to its end (truncated, bad CRC, not an archive); nothing was written."""
+
+
+# --------------------------------------------------------------------------- what a file is
+
+# the kind of file a name promises, by its ending (lower case)
+_KIND_BY_SUFFIX = ((".tar.gz", "gzip"), (".tgz", "gzip"), (".gz", "gzip"), (".tar.bz2", "bzip2"),
+                   (".tbz2", "bzip2"), (".tar.xz", "xz"), (".txz", "xz"), (".tar", "tar"),
+                   (".zip", "zip"), (".pkl", "pickle"))
+_KIND_NAMES = {"gzip": "a gzip-compressed archive", "bzip2": "a bzip2-compressed archive",
+               "xz": "an xz-compressed archive", "tar": "a tar archive", "zip": "a zip archive",
+               "pickle": "a pickle", "html": "an HTML page", "text": "a text file",
+               "unknown": "a file of unknown kind"}
+
+
+def expected_kind(filename: str) -> str | None:
+    """The kind of file ``filename`` promises by its ending (``"zip"``, ``"gzip"``, ``"pickle"``...), or None."""
+    name = filename.lower()
+    return next((kind for suffix, kind in _KIND_BY_SUFFIX if name.endswith(suffix)), None)
+
+
+def file_kind(path: Path) -> str:
+    """What ``path`` is by its first bytes: ``"zip"``, ``"gzip"``, ``"bzip2"``, ``"xz"``, ``"tar"``,
+    ``"pickle"`` (protocol 2 and later), ``"html"``, ``"text"`` or ``"unknown"``. Reads 512 bytes."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    for magic, kind in ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz")):
+        if head.startswith(magic):
+            return kind
+    if head[257:262] == b"ustar":
+        return "tar"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<head" in text or b"<body" in text:
+        return "html"
+    try:
+        head.decode("utf-8")
+        return "text" if head else "unknown"
+    except UnicodeDecodeError:
+        return "unknown"
+
+
+def wrong_kind(path: Path, filename: str | None = None) -> str | None:
+    """``None`` when ``path`` is the kind of file its name (or ``filename``) promises, else one
+    sentence saying what it is instead. A ``.pkl`` must moreover read as plain data with
+    :func:`coursekit.safe_pickle.loads_data_pickle` (protocol 0 and 1 pickles have no magic bytes)."""
+    path = Path(path)
+    want = expected_kind(filename or path.name)
+    if want is None:
+        return None
+    got = file_kind(path)
+    if want == "pickle":
+        from .safe_pickle import loads_data_pickle
+        if got == "html":
+            return "it is an HTML page (an error or login page, served as if it were the file), not a pickle"
+        try:
+            loads_data_pickle(path.read_bytes())
+        except Exception as err:  # refused (names code), truncated, or not a pickle at all
+            return f"it is not a pickle of plain data ({type(err).__name__}: {err})"
+        return None
+    if got == want or (want == "gzip" and got == "tar"):  # some servers send .tgz already gunzipped
+        return None
+    hint = " (an error or login page, served as if it were the file)" if got == "html" else ""
+    return f"it is {_KIND_NAMES[got]}{hint}, not {_KIND_NAMES[want]}"
+
+
+def move_aside(path: Path, tag: str = "rejected") -> Path:
+    """Rename ``path`` to ``path.TAG`` (``path.TAG-2``... if taken) in its folder and return the new
+    name: a bad download is kept for reading, never deleted, and no longer in the way."""
+    path = Path(path)
+    aside, n = path.with_name(f"{path.name}.{tag}"), 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = path.with_name(f"{path.name}.{tag}-{n}")
+    os.replace(path, aside)
+    return aside
 
 
 # --------------------------------------------------------------------------- download
@@ -115,7 +202,11 @@ def download(url: str, dest: Path | str, *, sha256: str | None = None, md5: str 
     The bytes go to ``dest`` + ``.part``; an existing ``.part`` is resumed with
     an HTTP ``Range`` request (a server that ignores it and answers 200 is
     handled by starting over; 416 means the part is complete when its size
-    is right). When the transfer ends, the size (``size``, else the length the
+    is right). A part is resumed only with the validator its first response
+    carried (a strong ``ETag``, else ``Last-Modified``, kept in
+    ``FILE.part.validator``) sent as ``If-Range``: a server whose file changed
+    since then sends the whole new file, never a splice of two. A part
+    without a validator starts over. When the transfer ends, the size (``size``, else the length the
     server announced) and the checksums that are given are checked, then the
     file is renamed to ``dest`` in one step.
 
@@ -124,12 +215,18 @@ def download(url: str, dest: Path | str, *, sha256: str | None = None, md5: str 
       left as it is (it may be yours).
     * checksum mismatch: the ``.part`` is deleted and :class:`DownloadError`
       says expected vs got and that nothing was kept.
+    * a file of the wrong kind for its name (an HTML error page served with
+      status 200 as ``x.zip``; a ``.pkl`` that is not a plain-data pickle,
+      see :func:`wrong_kind`): moved aside to ``FILE.part.rejected`` and
+      :class:`DownloadError` names it; nothing is kept as ``dest``. An
+      existing ``dest`` of the wrong kind is refused like one that does not
+      verify.
     * host down, DNS failure, HTTP error, interruption: :class:`DownloadError`
       with the URL, the reason and a hint; a ``.part`` is kept for resuming.
     """
     dest = Path(dest)
     if dest.exists():
-        problem = verify(dest, size=size, sha256=sha256, md5=md5)
+        problem = verify(dest, size=size, sha256=sha256, md5=md5) or wrong_kind(dest)
         if problem is None:
             return dest
         raise DownloadError(
@@ -148,20 +245,29 @@ def download(url: str, dest: Path | str, *, sha256: str | None = None, md5: str 
                 f"download of {url} stopped at {got_size:,} of {expected_size:,} bytes. "
                 f"The partial file {part} was kept; run again to resume"
             )
-        part.unlink()
+        _discard(part)
         raise DownloadError(
             f"{url} sent {got_size:,} bytes, expected {expected_size:,}; the file was deleted and "
             f"nothing was kept. The file on the server may have changed"
         )
     problem = verify(part, sha256=sha256, md5=md5)
+    if problem is None and (problem := wrong_kind(part, dest.name)) is not None:
+        _validator(part).unlink(missing_ok=True)
+        aside = move_aside(part)
+        raise DownloadError(
+            f"{url} did not send the file: {problem}. What came back was moved aside to {aside} (read "
+            f"it to see what the server said); nothing was kept as {dest}. Try again later, or "
+            f"download the file by hand to {dest}"
+        )
     if problem is not None:
-        part.unlink()
+        _discard(part)
         raise DownloadError(
             f"{url}: {problem}. The downloaded file was deleted, nothing was kept. The file on "
             f"the server may have changed or the transfer was corrupted; try again, or download "
             f"it by hand to {dest}"
         )
     os.replace(part, dest)
+    _validator(part).unlink(missing_ok=True)
     return dest
 
 
@@ -171,14 +277,16 @@ def _fetch(url: str, part: Path, dest: Path, *, size: int | None, progress: bool
     resumable = url.lower().startswith(("http://", "https://"))
     for _ in range(3):  # a resume the server cannot honour is retried from zero
         have = part.stat().st_size if part.exists() else 0
-        if have and (not resumable or (size is not None and have > size)):
-            part.unlink()  # ftp has no Range; a part larger than the file is not a prefix
-            have = 0
+        validator = _read_validator(part)
+        if have and (not resumable or validator is None or (size is not None and have > size)):
+            _discard(part)  # ftp has no Range; without a validator the part may be of another file;
+            have = 0        # a part larger than the file is not a prefix
         if size is not None and have == size:
             return size
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         if have:
             request.add_header("Range", f"bytes={have}-")
+            request.add_header("If-Range", validator)
         try:
             response = urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as e:
@@ -186,7 +294,7 @@ def _fetch(url: str, part: Path, dest: Path, *, size: int | None, progress: bool
                 total = _total_from_content_range(e.headers.get("Content-Range"))
                 if have == (size if size is not None else total):
                     return have
-                part.unlink()  # the part does not fit the file on the server: start over
+                _discard(part)  # the part does not fit the file on the server: start over
                 continue
             raise _host_down(url, f"HTTP {e.code} {e.reason}", dest) from None
         except urllib.error.URLError as e:
@@ -198,19 +306,49 @@ def _fetch(url: str, part: Path, dest: Path, *, size: int | None, progress: bool
             status = getattr(response, "status", None)
             content_range = response.headers.get("Content-Range")
             if status == 206 and not (have and _start_of_content_range(content_range) == have):
-                part.unlink(missing_ok=True)  # a range we did not ask for: start over
+                _discard(part)  # a range we did not ask for: start over
                 continue
             if status == 206:
                 total, mode = _total_from_content_range(content_range), "ab"
-            else:  # a fresh download, or a server that ignored Range (200): start over
+            else:  # a fresh download, a changed file (If-Range) or a server ignoring Range: start over
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 have, mode = 0, "wb"
+                _save_validator(part, response.headers if resumable else {})
             _stream(response, part, mode, have, size if size is not None else total,
                     url, dest.name, progress, chunk)
         return total
     raise DownloadError(f"{url}: the server did not answer the resume request sensibly; "
                         f"delete {part} and run again")
+
+
+def _validator(part: Path) -> Path:
+    return part.with_name(part.name + ".validator")
+
+
+def _read_validator(part: Path) -> str | None:
+    """The ``If-Range`` value saved when ``part`` was started, or None."""
+    try:
+        return json.loads(_validator(part).read_text("utf-8"))["if_range"] or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_validator(part: Path, headers) -> None:
+    """Keep what identifies the version of the file being written to ``part``: a strong ETag (weak
+    ones may not be used in If-Range), else Last-Modified; without either, no resume is possible."""
+    etag = headers.get("ETag")
+    value = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
+    if value:
+        _validator(part).write_text(json.dumps({"if_range": value}), "utf-8")
+    else:
+        _validator(part).unlink(missing_ok=True)
+
+
+def _discard(part: Path) -> None:
+    """Delete a partial download and its validator."""
+    part.unlink(missing_ok=True)
+    _validator(part).unlink(missing_ok=True)
 
 
 def _stream(response, part: Path, mode: str, have: int, total: int | None, url: str,
@@ -285,7 +423,9 @@ def _members(archive: Path) -> tuple[str, list[_Member]]:
                 else:
                     out.append(_Member(info.name, "special", ref=info))
             return "tar", out
-    raise ExtractError(f"{archive} is neither a zip nor a tar archive (it may be incomplete)")
+    raise CorruptArchiveError(
+        f"{archive} is neither a zip nor a tar archive ({wrong_kind(archive) or 'it may be incomplete'}). "
+        f"Nothing was unpacked. Delete it (or move it away) and download it again")
 
 
 def _link_target(name: str, link: str) -> str | None:
@@ -388,7 +528,10 @@ def extract(archive: Path | str, into: Path | str, *, flatten: bool = False,
     done = extracted(archive, into)
     if done is not None:
         return done
-    kind, members = _members(archive)
+    try:
+        kind, members = _members(archive)
+    except _READ_ERRORS as err:
+        raise _corrupt(archive, err) from None
     _check(members, archive)
 
     plan: dict[str, _Member] = {}  # relative destination -> member
@@ -403,13 +546,21 @@ def extract(archive: Path | str, into: Path | str, *, flatten: bool = False,
         raise ExtractError(f"{archive} holds no file to unpack"
                            + (" among the members selected" if include else ""))
 
+    made = [d for d in (into, *into.parents) if not d.exists()]  # the folders this call creates
     into.mkdir(parents=True, exist_ok=True)
     tmp = into / f".{archive.name}.partial"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _unpack(kind, archive, members, plan, tmp, progress)
+        try:
+            _unpack(kind, archive, members, plan, tmp, progress)
+        except _READ_ERRORS as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            for d in made:  # innermost first: leave no empty folder behind
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+            raise _corrupt(archive, err) from None
         conflicts, moves = [], []
         for rel in plan:
             src, dst = tmp / rel, into / rel
@@ -435,6 +586,36 @@ def extract(archive: Path | str, into: Path | str, *, flatten: bool = False,
     return [into / rel for rel in plan]
 
 
+class _ReadFailed(Exception):
+    """An OSError raised while *reading* the archive (bz2's "Invalid data stream"), not writing."""
+
+
+# what reading a damaged archive raises: a cut gzip/xz/bz2 stream, a bad CRC or header, a cut tar
+_READ_ERRORS = (EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError,
+                gzip.BadGzipFile, NotImplementedError, _ReadFailed)
+
+
+def _corrupt(archive: Path, err: BaseException) -> CorruptArchiveError:
+    cause = err.__cause__ if isinstance(err, _ReadFailed) and err.__cause__ else err
+    return CorruptArchiveError(
+        f"{archive} is damaged and cannot be unpacked ({type(cause).__name__}: {cause}); it may be "
+        f"incomplete or corrupted in transfer. Nothing was unpacked. Delete it (or move it away) "
+        f"and download it again"
+    )
+
+
+def _copy_member(src, dst) -> None:
+    """Copy an open archive member to an open file; a read error is a :class:`_ReadFailed`."""
+    while True:
+        try:
+            block = src.read(1 << 20)
+        except OSError as err:
+            raise _ReadFailed(str(err)) from err
+        if not block:
+            return
+        dst.write(block)
+
+
 def _unpack(kind: str, archive: Path, members: list[_Member], plan: dict[str, _Member],
             tmp: Path, progress: bool) -> None:
     """Write every planned member into ``tmp``; a link is written as a copy of its target."""
@@ -458,4 +639,4 @@ def _unpack(kind: str, archive: Path, members: list[_Member], plan: dict[str, _M
             out = tmp / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             with source(m) as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+                _copy_member(src, dst)

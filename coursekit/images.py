@@ -34,8 +34,10 @@ __all__ = [
     "LoadedImages",
     "crop",
     "find_images",
+    "is_image_name",
     "load_image",
     "load_images",
+    "walk_images",
 ]
 
 #: File suffixes (lower case) that :func:`find_images` treats as images; matched case-insensitively.
@@ -249,11 +251,43 @@ def _describe_broken(path: Path, fmt: str | None, error: Exception) -> tuple[str
 # ---------------------------------------------------------------------------
 
 
-def _decode_with_pil(path: Path) -> Image.Image:
-    """Decode with Pillow and apply the EXIF orientation; decoder errors propagate."""
+#: Decoding at reduced size keeps at least this many times the final size (as Pillow's ``thumbnail``
+#: does), so that the Lanczos resize that follows still has the detail it needs.
+REDUCING_GAP = 2
+_REDUCIBLE = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "I", "F"})
+
+
+def _decode_with_pil(path: Path, max_size: int | None = None) -> Image.Image:
+    """Decode with Pillow and apply the EXIF orientation; decoder errors propagate.
+
+    With ``max_size``, a large image is decoded smaller when it is going to be
+    shrunk anyway: a JPEG through ``draft`` (its decoder skips to 1/2, 1/4 or
+    1/8 scale, so a 12000 x 12000 photo never exists at full size), other
+    formats through ``reduce`` right after decoding, before any copy is made.
+    Either keeps the longer side at least ``REDUCING_GAP * max_size``.
+    """
     with Image.open(path) as image:
+        keep = None if max_size is None else REDUCING_GAP * max_size
+        if keep is not None and max(image.size) > keep and image.format == "JPEG":
+            scale = keep / max(image.size)
+            image.draft(None, (math.ceil(image.size[0] * scale), math.ceil(image.size[1] * scale)))
         image.load()  # decode now, inside the caller's try: truncated files raise here
+        # modes whose samples may be averaged (not palette indices, not bilevel): box-reduce them now
+        if keep is not None and (factor := max(image.size) // keep) >= 2 and image.mode in _REDUCIBLE \
+                and "transparency" not in image.info:
+            reduced = image.reduce(int(factor))
+            reduced.info.update(image.info)  # transparency, as _pil_to_rgb reads it
+            return _transposed(reduced, image.getexif().get(0x0112, 1))
         return ImageOps.exif_transpose(image)  # always a new image, usable after the file closes
+
+
+def _transposed(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` turned upright for an EXIF ``orientation`` (1..8), as ``ImageOps.exif_transpose`` does."""
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(orientation)
+    return image.transpose(method) if method is not None else image.copy()
 
 
 def _read_with_cv2(path: Path) -> np.ndarray | None:
@@ -293,7 +327,10 @@ def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarr
     Args:
         path: the file (``str`` or ``Path``).
         max_size: if given, shrink (never enlarge) so that the longer side is
-            ``max_size`` pixels, keeping the aspect ratio (Lanczos filter).
+            ``max_size`` pixels, keeping the aspect ratio (Lanczos filter). A
+            large image is then decoded at reduced size (JPEG ``draft``, else
+            ``reduce``; see :func:`_decode_with_pil`), so a huge photo costs
+            little memory.
 
     Returns:
         A new, writable, C-contiguous ``(H, W, 3) uint8`` array.
@@ -319,7 +356,7 @@ def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarr
         raise _error(path, "cannot be read (permission denied)") from error
 
     try:
-        decoded = _decode_with_pil(path)
+        decoded = _decode_with_pil(path, max_size)
     except MemoryError:
         raise
     except Image.DecompressionBombError as error:
@@ -378,6 +415,51 @@ def crop(image: np.ndarray, box: Iterable[float]) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
+def is_image_name(name: str) -> bool:
+    """Whether a file name is an image by its suffix (any case, :data:`IMAGE_SUFFIXES`) and not hidden."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def walk_images(root: str | os.PathLike, *, follow_links: bool = True, recursive: bool = True,
+                seen: set[tuple[int, int]] | None = None) -> list[Path]:
+    """Every image file under ``root``, sorted by its path relative to ``root`` (written with ``/``).
+
+    The one folder walk of the course (datasets and photo indexes): image
+    suffixes are :data:`IMAGE_SUFFIXES`; hidden files and folders are skipped.
+    With ``follow_links``, symbolic links to folders are followed, but each
+    *real* folder, known by its ``(device, inode)``, is visited once: a link
+    back up the tree (``ln -s . loop``, ``ln -s .. up``) or a second link to
+    the same folder adds nothing, so no image is counted twice. ``seen`` (a
+    set of ``(st_dev, st_ino)``, updated) lets several walks share what they
+    visited; a folder already in it is not entered. Costs one ``stat`` per
+    folder; never opens a file.
+    """
+    root = Path(root)
+    seen = set() if seen is None else seen
+    st = os.stat(root)
+    if (st.st_dev, st.st_ino) in seen:
+        return []
+    seen.add((st.st_dev, st.st_ino))
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_links):
+        keep = []
+        for d in sorted(dirnames) if recursive else []:
+            if d.startswith("."):
+                continue
+            try:
+                st = os.stat(os.path.join(dirpath, d))  # follows a link: the real folder
+            except OSError:  # a dangling link or a folder we may not read
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                keep.append(d)
+        dirnames[:] = keep
+        rel = Path(dirpath).relative_to(root)
+        found.extend(((rel / f).as_posix(), Path(dirpath) / f) for f in filenames if is_image_name(f))
+    found.sort(key=lambda t: t[0])
+    return [p for _, p in found]
+
+
 def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """The image files in ``folder`` (and its subfolders when ``recursive``).
 
@@ -400,21 +482,14 @@ def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder}: is a file, not a folder (use load_image() for one file)")
 
-    relative_paths = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [] if not recursive else [d for d in dirs if not d.startswith(".")]
-        root_relative = Path(root).relative_to(folder)
-        for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                relative_paths.append((root_relative / name).as_posix())
-
-    if not relative_paths:
+    found = walk_images(folder, follow_links=False, recursive=recursive)
+    if not found:
         where = "" if recursive else " (subfolders not searched)"
         raise ValueError(
             f"{folder} contains no images{where} (looked for {', '.join(IMAGE_SUFFIXES)}, "
             "any case; hidden files and folders are skipped)"
         )
-    return [folder / relative for relative in sorted(relative_paths)]
+    return found
 
 
 @dataclass

@@ -33,6 +33,8 @@ import base64
 import html
 import io
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,10 +192,31 @@ def load_index(path: Path) -> PhotoIndex:
     if meta.get("version") != VERSION:
         raise PhotoIndexError(f"{path} is an index of format version {meta.get('version')}, this coursekit reads "
                           f"version {VERSION}: rebuild it with `index build --force`")
+    _check_arrays(arrays, meta, path)
     whitening = tuple(arrays[k] for k in ("whiten_mean", "whiten_components", "whiten_damping")) \
         if "whiten_mean" in arrays else None
     return PhotoIndex(arrays["vectors"], [str(p) for p in arrays["paths"]], arrays["sizes"], arrays["mtimes"],
                       meta, whitening)
+
+
+def _check_arrays(arrays: dict, meta: dict, path: Path) -> None:
+    """Refuse an index file whose arrays do not fit together (a hand-edited or damaged file), naming what."""
+    rebuild = (f"rebuild it with `python -m coursekit index build {meta.get('root', 'FOLDER')} --out {path} "
+               f"--force`")
+    absent = [k for k in ("vectors", "paths", "sizes", "mtimes") if k not in arrays]
+    absent += [k for k in ("method", "backbone", "root") if k not in meta]
+    if absent:
+        raise PhotoIndexError(f"{path} is a damaged coursekit photo index: {', '.join(absent)} missing; {rebuild}")
+    V = arrays["vectors"]
+    n = {k: len(arrays[k]) if arrays[k].ndim == 1 else None for k in ("paths", "sizes", "mtimes")}
+    if V.ndim != 2 or V.dtype.kind != "f" or any(v != V.shape[0] for v in n.values()):
+        raise PhotoIndexError(f"{path} is a damaged coursekit photo index: vectors {V.shape} {V.dtype}, "
+                              + ", ".join(f"{k} {v}" for k, v in n.items()) + f" do not fit together; {rebuild}")
+    bad = np.flatnonzero(~np.isfinite(V).all(axis=1))
+    if bad.size:
+        raise PhotoIndexError(f"{path}: {bad.size} of its {V.shape[0]} vectors are not finite numbers (NaN or "
+                              f"infinity; the first is {arrays['paths'][bad[0]]}), so no ranking would mean "
+                              f"anything; {rebuild}")
 
 
 def _check_same_method(meta: dict, described: dict, path=None) -> None:
@@ -288,6 +311,9 @@ def search(index: PhotoIndex, image, k: int = 10, rerank: str | None = None, wei
     index's vectors as the database (notebook 09)."""
     from .methods import RERANKINGS, Retrieval, reranked
 
+    if len(index) == 0:
+        raise PhotoIndexError(f"{path_for_messages or 'the index'} holds no photos (all were pruned): add some with "
+                              f"`python -m coursekit index add {path_for_messages or 'INDEX'} FOLDER`")
     net = load_backbone(index.meta["backbone"], weights)
     described = describe_method(index.meta["method"], net)
     _check_same_method(index.meta, described, path_for_messages)
@@ -335,22 +361,34 @@ def write_html(query, results: list[dict], out, title: str = "coursekit search")
         uri = _thumbnail_uri(path)
         img = f'<img src="{uri}" alt="">' if uri else '<div class="gone">missing</div>'
         link = "" if isinstance(path, np.ndarray) else \
-            f'<br><a href="{html.escape(Path(path).resolve().as_uri())}">{html.escape(Path(path).name)}</a>'
+            f'<br><a href="{html.escape(Path(path).resolve().as_uri())}">{html.escape(_shown(Path(path).name))}</a>'
         return f'<figure>{img}<figcaption>{caption}{link}</figcaption></figure>'
 
     cells = "".join(figure(r["path"], f'{r["rank"]}. score {r["score"]:.3f}' + (" (missing)" if r["missing"] else ""))
                     for r in results)
     page = f"""<!DOCTYPE html>
 {HTML_MARK}
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html><head><meta charset="utf-8"><title>{html.escape(_shown(title))}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}} figure{{display:inline-block;margin:6px;width:210px;
 vertical-align:top;font-size:12px}} img{{max-width:200px;max-height:200px}} .query img{{outline:4px solid #1f77b4}}
 .gone{{width:200px;height:150px;background:#eee;color:#a00;text-align:center;line-height:150px}}</style></head>
-<body><h1>{html.escape(title)}</h1><div class="query">{figure(query, "query")}</div><h2>Results</h2>{cells}</body></html>
+<body><h1>{html.escape(_shown(title))}</h1><div class="query">{figure(query, "query")}</div><h2>Results</h2>{cells}</body></html>
 """
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:  # the whole page or nothing: a failed write never leaves a page that blocks the next run
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return out
+
+
+def _shown(text: str) -> str:
+    """``text`` printable as UTF-8: a file name's undecodable bytes (``surrogateescape``) become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _version() -> str:

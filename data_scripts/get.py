@@ -25,8 +25,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from coursekit.download import (DownloadError, ExtractError, download, extract, extracted,
-                                link_extracted)
+from coursekit.download import (CorruptArchiveError, DownloadError, ExtractError, download, extract,
+                                extracted, link_extracted, move_aside, wrong_kind)
 
 # --------------------------------------------------------------------------- recipes
 
@@ -72,7 +72,7 @@ class Recipe:
 
 _VGG_OX = "https://www.robots.ox.ac.uk/~vgg/data/oxbuildings"
 _VGG_PA = "https://www.robots.ox.ac.uk/~vgg/data/parisbuildings"
-_REVISITOP = "http://cmp.felk.cvut.cz/revisitop/data/datasets"
+_REVISITOP = "https://cmp.felk.cvut.cz/revisitop/data/datasets"
 _INRIA_FTP = "ftp://ftp.inrialpes.fr/pub/lear/douze/data"
 _INRIA_HTTP = "http://pascal.inrialpes.fr/data/holidays"
 
@@ -131,14 +131,14 @@ RECIPES: dict[str, Recipe] = {
         note="the images are VGG's 2022 release with faces blurred (the '-v1' archives)",
     ),
     "roxford5k": Recipe(
-        "Revisited Oxford (Radenovic et al. 2018)", "roxford5k", "http://cmp.felk.cvut.cz/revisitop/",
+        "Revisited Oxford (Radenovic et al. 2018)", "roxford5k", "https://cmp.felk.cvut.cz/revisitop/",
         (Remote(**_OXFORD_IMAGES, shared_with=("oxford5k",)),
          Remote((f"{_REVISITOP}/roxford5k/gnd_roxford5k.pkl",), "gnd_roxford5k.pkl",
                 unpack=False)),
         note="the images are those of oxford5k: reused by hard link when oxford5k is there",
     ),
     "rparis6k": Recipe(
-        "Revisited Paris (Radenovic et al. 2018)", "rparis6k", "http://cmp.felk.cvut.cz/revisitop/",
+        "Revisited Paris (Radenovic et al. 2018)", "rparis6k", "https://cmp.felk.cvut.cz/revisitop/",
         (*(Remote(**p, shared_with=("paris6k",)) for p in _PARIS_IMAGES),
          Remote((f"{_REVISITOP}/rparis6k/gnd_rparis6k.pkl",), "gnd_rparis6k.pkl", unpack=False)),
         note="the images are those of paris6k: reused by hard link when paris6k is there",
@@ -213,6 +213,13 @@ def fetch_file(remote: Remote, dest: Path, mirror: str | None, progress: bool) -
                         "every address failed:\n  " + "\n  ".join(errors))
 
 
+def retry_command(name: str, root: Path | None, mirror: str | None) -> str:
+    """The command that runs this fetch again, for the error messages."""
+    return " ".join(["python data_scripts/get.py", name]
+                    + (["--root", str(root)] if root is not None else [])
+                    + (["--mirror", mirror] if mirror else []))
+
+
 def plan_lines(name: str, recipe: Recipe, todo: list[Remote], root: Path,
                mirror: str | None) -> list[str]:
     """What :func:`fetch` will do, for people."""
@@ -273,11 +280,21 @@ def _fetch_all(todo: list[Remote], root: Path, ds_dir: Path, downloads: Path,
             reused = link_extracted(r.filename, root / RECIPES[other].folder / r.into, where)
             print(f"  {r.filename}: reused {len(reused)} files from {other} (hard links)")
             continue
-        archive = fetch_file(r, downloads / r.filename, mirror, progress)
+        archive = downloads / r.filename
+        if archive.is_file() and (problem := wrong_kind(archive)) is not None:
+            aside = move_aside(archive)  # an earlier run kept an error page: out of the way, not lost
+            print(f"  {archive}: {problem}; moved aside to {aside}, downloading it again",
+                  file=sys.stderr)
+        archive = fetch_file(r, archive, mirror, progress)
         only = r.only
-        files = extract(archive, where, flatten=r.flatten, progress=progress,
-                        include=(lambda n: n.replace("\\", "/").lstrip("./").startswith(only))
-                        if only else None)
+        try:
+            files = extract(archive, where, flatten=r.flatten, progress=progress,
+                            include=(lambda n: n.replace("\\", "/").lstrip("./").startswith(only))
+                            if only else None)
+        except CorruptArchiveError as err:  # never left in the way of the next run
+            aside = move_aside(archive)
+            raise CorruptArchiveError(f"{err}. It was moved aside to {aside} (delete it when you "
+                                      f"like); the next run downloads it again") from None
         print(f"  {r.filename}: {len(files)} files in {where}")
         if not keep_archives:
             archive.unlink()
@@ -312,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     root = args.root.expanduser() if args.root is not None else default_root()
+    if root.exists() and not root.is_dir():
+        where = "--root" if args.root is not None else "$COURSEKIT_DATA"
+        print(f"get.py: the data root {root} ({where}) is a file, not a folder. Point {where} at a "
+              f"folder (it is created if missing)", file=sys.stderr)
+        return 2
 
     if args.list:
         print("\n".join(list_datasets(root)))
@@ -328,7 +350,12 @@ def main(argv: list[str] | None = None) -> int:
               progress=not args.no_progress)
     except (DownloadError, ExtractError) as e:
         print(f"error: {e}", file=sys.stderr)
+        print(f"to retry: {retry_command(args.name, args.root, args.mirror)}", file=sys.stderr)
         print(f"(dataset page: {RECIPES[args.name].page})", file=sys.stderr)
+        return 1
+    except OSError as e:  # the root is a file, a folder we may not write, a full disk
+        print(f"error: cannot write the dataset under {root}: {e}. Point --root or $COURSEKIT_DATA "
+              f"at a folder you can write to", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)

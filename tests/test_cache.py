@@ -1,7 +1,10 @@
+import os
+import time
+
 import numpy as np
 import pytest
 
-from coursekit.cache import cached_arrays, files_fingerprint, key_digest
+from coursekit.cache import CONTENT_DIGEST_MAX, cached_arrays, file_key, files_fingerprint, key_digest
 
 
 def test_key_digest_is_order_free_and_sensitive():
@@ -47,3 +50,49 @@ def test_files_fingerprint_changes_with_content(tmp_path):
     assert files_fingerprint([b, a]) != before  # order is part of the dataset
     b.write_bytes(b"22")
     assert files_fingerprint([a, b]) != before
+
+
+def _edit_keeping_size_and_mtime(path, data: bytes) -> None:
+    """What `cp --preserve`, rsync or an editor restoring the time does: new bytes, same size and mtime."""
+    st = os.stat(path)
+    assert len(data) == st.st_size
+    time.sleep(0.02)  # past the file system's timestamp granularity
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == st.st_mtime_ns and os.stat(path).st_size == st.st_size
+
+
+def test_a_small_file_edited_with_size_and_mtime_kept_changes_the_fingerprint(tmp_path):
+    a = tmp_path / "a.jpg"
+    a.write_bytes(b"first photo")
+    before = files_fingerprint([a])
+    _edit_keeping_size_and_mtime(a, b"other photo")
+    assert files_fingerprint([a]) != before
+
+
+def test_a_large_file_edited_with_size_and_mtime_kept_changes_the_fingerprint(tmp_path):
+    a = tmp_path / "a.jpg"
+    a.write_bytes(b"1" * (CONTENT_DIGEST_MAX + 1))
+    before = file_key(a)
+    assert before.startswith("stat:")  # not read: only its inode record
+    _edit_keeping_size_and_mtime(a, b"2" * (CONTENT_DIGEST_MAX + 1))
+    assert file_key(a) != before
+
+
+def test_touching_a_small_file_keeps_its_key(tmp_path):
+    a = tmp_path / "a.jpg"
+    a.write_bytes(b"same bytes")
+    before = file_key(a)
+    os.utime(a, ns=(1, 10**18))
+    assert file_key(a) == before
+
+
+def test_the_feature_cache_is_not_reused_after_such_an_edit(tmp_path):
+    a = tmp_path / "a.jpg"
+    a.write_bytes(b"first photo")
+    compute = lambda: {"X": np.frombuffer(a.read_bytes(), np.uint8).copy()}  # noqa: E731
+    first, _ = cached_arrays("features", {"files": files_fingerprint([a])}, compute, root=tmp_path / "c")
+    _edit_keeping_size_and_mtime(a, b"other photo")
+    second, _ = cached_arrays("features", {"files": files_fingerprint([a])}, compute, root=tmp_path / "c")
+    assert second["X"].tobytes() == b"other photo" != first["X"].tobytes()

@@ -1,6 +1,7 @@
 """The command line, end to end, on tiny datasets made in temporary folders."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -279,3 +280,37 @@ def test_unprinted_numbers_lists_the_prose_numbers_no_output_prints(tmp_path):
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     assert unprinted_numbers(path) == ["0.832", "0.484"]
+
+
+def test_a_pq_nbits_out_of_reach_of_memory_is_a_usage_error_not_a_memory_error(ukbench, capsys):
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist", "--index", "pq"]
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--pq-nbits", "40"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--pq-nbits: must be between 1 and 16" in err and len(err.splitlines()) == 1
+
+
+def test_running_out_of_memory_is_one_line_that_says_what_to_lower(ukbench, capsys, monkeypatch):
+    import coursekit.methods
+
+    def boom(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(coursekit.methods, "evaluate_method", boom)
+    assert main(["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ran out of memory" in err and "--pq-nbits" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_reads_a_folder_with_a_non_utf8_file_name(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    for i, (cls, name) in enumerate([(b"a", b"1.jpg"), (b"a", b"caf\xe9.jpg"), (b"b", b"3.jpg"), (b"b", b"4.jpg")]):
+        folder = os.fsencode(tmp_path / "photos") + b"/" + cls
+        os.makedirs(folder, exist_ok=True)
+        Image.new("RGB", (16, 16), (60 * i, 90, 30)).save(folder + b"/" + name, format="JPEG")
+    assert main(["evaluate", "--dataset", "folder", "--root", str(tmp_path / "photos"), "--method", "color_hist",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_db"] == 4

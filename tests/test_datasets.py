@@ -5,6 +5,7 @@ The loaders never open an image, so the tiny trees hold empty files.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 from pathlib import Path
@@ -404,6 +405,48 @@ def test_folder_errors(tmp_path):
         load_folder(tmp_path / "single")
 
 
+def four_photos(root: Path) -> None:
+    for rel in ("a/1.jpg", "a/2.jpg", "b/3.jpg", "b/4.jpg"):
+        touch(root / rel)
+
+
+def test_folder_link_to_itself_adds_no_image(tmp_path):
+    four_photos(tmp_path)
+    (tmp_path / "b" / "loop").symlink_to(".")  # was 84 images and mAP 1.0
+    ds = load_folder(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in ds.db] == ["a/1.jpg", "a/2.jpg", "b/3.jpg", "b/4.jpg"]
+
+
+def test_folder_link_to_the_root_neither_loops_nor_mixes_classes(tmp_path):
+    four_photos(tmp_path)
+    (tmp_path / "a" / "up").symlink_to("..")  # was 1,804 images with classes mixed
+    ds = load_folder(tmp_path)
+    assert ds.n_db == 4 and eq(ds.db_labels, [0, 0, 1, 1])
+    assert [p.parent.name for p in ds.db] == ["a", "a", "b", "b"]
+
+
+def test_folder_two_links_to_one_folder_count_its_photos_once(tmp_path):
+    four_photos(tmp_path / "photos")
+    elsewhere = tmp_path / "elsewhere"
+    touch(elsewhere / "5.jpg")
+    (tmp_path / "photos" / "a" / "more").symlink_to(elsewhere)   # a linked-in folder is followed
+    (tmp_path / "photos" / "b" / "again").symlink_to(elsewhere)  # ... once
+    (tmp_path / "photos" / "c").symlink_to(tmp_path / "photos" / "b")  # a class linked twice
+    ds = load_folder(tmp_path / "photos")
+    assert [p.relative_to(tmp_path / "photos").as_posix() for p in ds.db] == [
+        "a/1.jpg", "a/2.jpg", "a/more/5.jpg", "b/3.jpg", "b/4.jpg"]
+
+
+def test_folder_reads_every_suffix_index_build_reads(tmp_path):
+    from coursekit.images import IMAGE_SUFFIXES
+
+    for i, suffix in enumerate(IMAGE_SUFFIXES):
+        touch(tmp_path / "c" / f"{i}{suffix.upper() if i % 2 else suffix}")
+    ds = load_folder(tmp_path)
+    assert sorted(p.suffix.lower() for p in ds.db) == sorted(IMAGE_SUFFIXES)
+    assert {".webp", ".bmp", ".tif", ".gif"} <= {p.suffix.lower() for p in ds.db}
+
+
 # -------------------------------------------------------------------- real data
 
 
@@ -434,3 +477,27 @@ def test_real_smvs():
     assert ds.n_db == 100 and ds.n_queries == 400
     assert all(g.easy.size == 1 and g.junk.size == 0 for g in ds.gnd)
     assert eq(ds.db_labels[np.concatenate([g.easy for g in ds.gnd])], ds.query_labels)
+
+
+def test_a_crafted_revisited_ground_truth_runs_no_code(tmp_path):
+    """`python -m coursekit datasets` loads every dataset: a crafted gnd pickle must not run anything."""
+    make_revisited(tmp_path, "roxford5k")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    (tmp_path / "gnd_roxford5k.pkl").write_bytes(pickle.dumps({"imlist": [], "qimlist": [], "gnd": [Evil()]}))
+    with pytest.raises(DatasetError) as e:
+        load_roxford5k(tmp_path)
+    assert not marker.exists()
+    assert str(tmp_path / "gnd_roxford5k.pkl") in str(e.value) and "get.py roxford5k" in str(e.value)
+
+
+def test_a_truncated_revisited_ground_truth_says_to_fetch_it_again(tmp_path):
+    make_revisited(tmp_path, "rparis6k")
+    pkl = tmp_path / "gnd_rparis6k.pkl"
+    pkl.write_bytes(pkl.read_bytes()[:40])
+    with pytest.raises(DatasetError, match="cannot be read as a pickle.*get.py rparis6k"):
+        load_rparis6k(tmp_path)

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import pickle
 import socket
 import sys
 import tarfile
@@ -23,8 +24,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from coursekit.download import (DownloadError, ExtractError, UnsafeArchiveError, download,
-                                extract, extracted)
+from coursekit.download import (CorruptArchiveError, DownloadError, ExtractError,
+                                UnsafeArchiveError, download, extract, extracted, wrong_kind)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,6 +73,8 @@ class FixtureServer:
         self.drop_after: dict[str, int] = {}  # path -> bytes sent before hanging up (once)
         self.status: dict[str, int] = {}      # path -> error status to answer
         self.ignore_range = False
+        self.validators = True                # send ETag and Last-Modified, honour If-Range
+        self.if_range: list[str | None] = []  # the If-Range header of every request
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,6 +92,10 @@ class FixtureServer:
                 if data is None:
                     self.send_error(404)
                     return
+                server.if_range.append(self.headers.get("If-Range"))
+                etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
+                if server.validators and self.headers.get("If-Range") not in (None, etag):
+                    rng = None  # the file changed since the part was started: send all of it
                 start = 0
                 if rng and not server.ignore_range:
                     start = int(rng.split("=")[1].split("-")[0])
@@ -104,6 +111,8 @@ class FixtureServer:
                     self.send_response(200)
                 body = data[start:]
                 self.send_header("Content-Length", str(len(body)))
+                if server.validators:
+                    self.send_header("ETag", etag)
                 self.end_headers()
                 cut = server.drop_after.pop(path, None)
                 self.wfile.write(body if cut is None else body[:cut])
@@ -201,11 +210,86 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
 def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
     data = os.urandom(10_000)
     server.files["/f.bin"] = data
+    server.drop_after["/f.bin"] = 3000
+    with pytest.raises(DownloadError, match="run again to resume"):
+        download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
     server.ignore_range = True
-    (tmp_path / "f.bin.part").write_bytes(b"x" * 3000)  # not even a prefix of the file
     download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
     assert server.requests[-1][1] == "bytes=3000-"
     assert (tmp_path / "f.bin").read_bytes() == data
+
+
+def test_a_part_without_a_validator_starts_over_instead_of_resuming(server, tmp_path):
+    data = os.urandom(10_000)
+    server.files["/f.bin"] = data
+    (tmp_path / "f.bin.part").write_bytes(b"x" * 3000)  # from who knows which file
+    download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
+    assert server.requests == [("/f.bin", None)]
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
+def test_a_part_of_a_file_that_changed_on_the_server_is_not_spliced(server, tmp_path):
+    old, new = os.urandom(10_000), os.urandom(10_000)
+    server.files["/f.bin"] = old
+    server.drop_after["/f.bin"] = 4000
+    with pytest.raises(DownloadError, match="run again to resume"):
+        download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
+    server.files["/f.bin"] = new  # same size, new content: only the validator tells
+    download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
+    assert server.requests[-1][1] == "bytes=4000-" and server.if_range[-1] == f'"{sha256(old)[:16]}"'
+    assert (tmp_path / "f.bin").read_bytes() == new
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]  # no part, no validator left
+
+
+def test_a_server_without_validators_is_downloaded_again_after_an_interruption(server, tmp_path):
+    data = os.urandom(10_000)
+    server.files["/f.bin"] = data
+    server.validators = False
+    server.drop_after["/f.bin"] = 4000
+    with pytest.raises(DownloadError):
+        download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
+    download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
+    assert server.requests[-1] == ("/f.bin", None) and (tmp_path / "f.bin").read_bytes() == data
+
+
+def test_an_html_page_served_as_the_archive_is_moved_aside_not_kept(server, tmp_path):
+    page = b"<!DOCTYPE html><html><body>Please log in</body></html>"
+    server.files["/f.zip"] = page
+    dest = tmp_path / "f.zip"
+    with pytest.raises(DownloadError) as e:
+        download(server.url("/f.zip"), dest, progress=False)
+    aside = tmp_path / "f.zip.part.rejected"
+    assert not dest.exists() and aside.read_bytes() == page
+    msg = str(e.value)
+    assert "HTML page" in msg and "not a zip archive" in msg and str(aside) in msg and str(dest) in msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zip.part.rejected"]
+
+
+def test_an_existing_html_page_is_not_taken_for_the_archive(server, tmp_path):
+    dest = tmp_path / "f.tgz"
+    dest.write_bytes(b"<html><head><title>404</title></head></html>")
+    with pytest.raises(DownloadError, match="HTML page.*left untouched; move or delete it"):
+        download(server.url("/f.tgz"), dest, progress=False)
+    assert server.requests == [] and dest.exists()
+
+
+@pytest.mark.parametrize("name,good", [("gnd.pkl", True), ("gnd.pkl", False), ("a.tgz", True),
+                                       ("a.tar.gz", True), ("a.zip", True), ("a.zip", False)])
+def test_wrong_kind_knows_each_kind_the_recipes_use(tmp_path, name, good):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, ("true",)
+
+    path = tmp_path / name
+    if name.endswith(".pkl"):
+        path.write_bytes(pickle.dumps({"imlist": [1]} if good else Evil()))
+    elif name.endswith(".zip"):
+        path.write_bytes(make_zip({"a": b"1"}) if good else make_tgz({"a": b"1"}))
+    else:
+        path.write_bytes(make_tgz({"a": b"1"}))
+    assert (wrong_kind(path) is None) == good
 
 
 def test_416_on_a_complete_part_finishes(server, tmp_path):
@@ -377,7 +461,8 @@ def test_get_py_roxford_reuses_oxford_images(server, get_py, tmp_path):
     server.files["/~vgg/data/oxbuildings/oxbuild_images-v1.tgz"] = make_tgz(images)
     server.files["/~vgg/data/oxbuildings/gt_files_170407.tgz"] = make_tgz(
         {"all_souls_1_good.txt": b"all_souls_000000\n", "all_souls_1_query.txt": b"q\n"})
-    server.files["/revisitop/data/datasets/roxford5k/gnd_roxford5k.pkl"] = b"pickle"
+    gnd = pickle.dumps({"imlist": [], "qimlist": [], "gnd": []})
+    server.files["/revisitop/data/datasets/roxford5k/gnd_roxford5k.pkl"] = gnd
     root = tmp_path / "data"
     common = ["--root", str(root), "--mirror", server.base, "--no-progress"]
     assert get_py.main(["oxford5k", *common]) == 0
@@ -391,7 +476,7 @@ def test_get_py_roxford_reuses_oxford_images(server, get_py, tmp_path):
     rjpg = root / "roxford5k" / "jpg" / "all_souls_000000.jpg"
     assert rjpg.read_bytes() == jpeg(0)
     assert os.path.samefile(rjpg, jpg / "all_souls_000000.jpg")  # a hard link
-    assert (root / "roxford5k" / "gnd_roxford5k.pkl").read_bytes() == b"pickle"
+    assert (root / "roxford5k" / "gnd_roxford5k.pkl").read_bytes() == gnd
 
 
 def test_get_py_host_down_message(get_py, tmp_path, capsys):
@@ -442,3 +527,117 @@ def test_recipes_only_use_known_checksums(get_py):
             assert all(u.split("://")[0] in ("http", "https", "ftp") for u in remote.urls)
             assert remote.sha256 is None or len(remote.sha256) == 64
             assert remote.md5 is None or len(remote.md5) == 32
+
+
+# --------------------------------------------------------------------------- damaged archives
+
+
+def bad_crc_zip() -> bytes:
+    data = bytearray(make_zip({"full/ukbench00000.jpg": b"A" * 5000}))
+    at = data.index(b"A" * 100)
+    data[at + 10] ^= 0xFF  # one byte of the stored member flipped: its CRC no longer matches
+    return bytes(data)
+
+
+def cut_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name in ("d/a.jpg", "d/b.jpg"):
+            info = tarfile.TarInfo(name)
+            info.size = 3000
+            tf.addfile(info, io.BytesIO(b"x" * 3000))
+    return buf.getvalue()[:1500 + 512]
+
+
+DAMAGED = {
+    "truncated.tar.gz": lambda: make_tgz({f"d/{i}.jpg": os.urandom(4000) for i in range(4)})[:-3000],
+    "badcrc.zip": bad_crc_zip,
+    "cut.tar": cut_tar,
+    "page.zip": lambda: b"<!DOCTYPE html><html><body>moved</body></html>",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED))
+def test_a_damaged_archive_raises_one_clear_error_and_writes_nothing(tmp_path, name):
+    archive = tmp_path / name
+    archive.write_bytes(DAMAGED[name]())
+    into = tmp_path / "ds" / "jpg"
+    with pytest.raises(CorruptArchiveError) as e:
+        extract(archive, into, progress=False)
+    assert str(archive) in str(e.value) and "download it again" in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no folder, no partial files
+
+
+def test_get_py_moves_a_damaged_archive_aside_and_the_next_run_succeeds(server, get_py, tmp_path,
+                                                                       capsys):
+    data, full = ukbench_zip()
+    path = "/download/ukbench/ukbench.zip"
+    server.files[path] = bad_crc_zip()
+    argv = ["ukbench", "--root", str(tmp_path), "--mirror", server.base, "--no-progress"]
+    assert get_py.main(argv) == 1
+    err = capsys.readouterr().err
+    aside = tmp_path / ".downloads" / "ukbench.zip.rejected"
+    assert aside.is_file() and str(aside) in err and "damaged" in err
+    assert f"to retry: python data_scripts/get.py ukbench --root {tmp_path}" in err
+    assert not (tmp_path / ".downloads" / "ukbench.zip").exists() and not (tmp_path / "ukbench").exists()
+    server.files[path] = data
+    assert get_py.main(argv) == 0
+    assert len(all_files(tmp_path / "ukbench")) == len(full)
+
+
+def test_get_py_html_page_then_good_server(server, get_py, tmp_path, capsys):
+    data, full = ukbench_zip()
+    path = "/download/ukbench/ukbench.zip"
+    server.files[path] = b"<html><body>Service unavailable</body></html>"
+    argv = ["ukbench", "--root", str(tmp_path), "--mirror", server.base, "--no-progress"]
+    assert get_py.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "HTML page" in err and "ukbench.zip.part.rejected" in err and "to retry:" in err
+    server.files[path] = data
+    assert get_py.main(argv) == 0  # the page was not kept as the archive: downloaded again
+    assert len(all_files(tmp_path / "ukbench")) == len(full)
+
+
+def test_get_py_moves_aside_an_html_page_an_older_run_kept_as_the_archive(server, get_py, tmp_path,
+                                                                          capsys):
+    data, full = ukbench_zip()
+    server.files["/download/ukbench/ukbench.zip"] = data
+    (tmp_path / ".downloads").mkdir()
+    (tmp_path / ".downloads" / "ukbench.zip").write_bytes(b"<html>error</html>")
+    argv = ["ukbench", "--root", str(tmp_path), "--mirror", server.base, "--no-progress"]
+    assert get_py.main(argv) == 0
+    assert "moved aside" in capsys.readouterr().err
+    assert (tmp_path / ".downloads" / "ukbench.zip.rejected").read_bytes() == b"<html>error</html>"
+    assert len(all_files(tmp_path / "ukbench")) == len(full)
+
+
+def test_get_py_refuses_a_ground_truth_pickle_that_names_code(server, get_py, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    server.files["/revisitop/data/datasets/roxford5k/gnd_roxford5k.pkl"] = pickle.dumps(Evil())
+    server.files["/~vgg/data/oxbuildings/oxbuild_images-v1.tgz"] = make_tgz({"o/a_000001.jpg": jpeg(1)})
+    root = tmp_path / "data"
+    assert get_py.main(["roxford5k", "--root", str(root), "--mirror", server.base, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "not a pickle of plain data" in err and ("os.system" in err or "posix.system" in err)
+    assert not marker.exists() and not (root / "roxford5k" / "gnd_roxford5k.pkl").exists()
+
+
+def test_get_py_data_root_that_is_a_file_is_one_clear_error(get_py, tmp_path, monkeypatch, capsys):
+    (tmp_path / "data").write_text("not a folder")
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path / "data"))
+    assert get_py.main(["ukbench", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "data") in err and "$COURSEKIT_DATA" in err
+
+
+def test_recipes_use_https_where_the_host_serves_it(get_py):
+    """Only INRIA's holidays host is plain http or ftp (it serves no https)."""
+    for name, recipe in get_py.RECIPES.items():
+        for remote in recipe.files:
+            for url in remote.urls:
+                assert url.startswith("https://") or name == "holidays", url

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from coursekit.images import (
     IMAGE_SUFFIXES,
@@ -581,3 +581,59 @@ def test_summary_lists_at_most_a_few_failures():
     summary = loaded.summary()
     assert summary.startswith("loaded 1 image, skipped 12: f0.jpg (file is empty (0 bytes))")
     assert summary.endswith("and 2 more") and "f10.jpg" not in summary
+
+
+# --- link loops and large images ---------------------------------------------
+
+
+def test_walk_images_follows_links_once_and_never_loops(tmp_path):
+    from coursekit.images import walk_images
+
+    for rel in ("a/1.jpg", "b/2.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "a" / "loop").symlink_to(".")
+    (tmp_path / "a" / "up").symlink_to("..")
+    (tmp_path / "b" / "dangling").symlink_to(tmp_path / "nowhere")
+    assert [p.relative_to(tmp_path).as_posix() for p in walk_images(tmp_path)] == ["a/1.jpg", "b/2.png"]
+    assert find_images(tmp_path) == walk_images(tmp_path)  # find_images does not follow links at all
+
+
+def test_a_huge_jpeg_is_decoded_at_reduced_size(tmp_path, monkeypatch):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (4000, 3000), (200, 30, 40)).save(path, quality=90)
+    sizes = []
+    real_load = Image.Image.load
+
+    def load(self):
+        out = real_load(self)
+        sizes.append(self.size)
+        return out
+
+    monkeypatch.setattr(Image.Image, "load", load)
+    small = load_image(path, max_size=200)
+    assert small.shape == (150, 200, 3)
+    assert max(max(s) for s in sizes) <= 1000  # the 1/4 draft (>= 2 x 200), never 4000 x 3000
+    assert np.abs(small.astype(int) - [200, 30, 40]).max() <= 3
+
+
+@pytest.mark.parametrize("mode,orientation", [("RGB", 1), ("RGBA", 1), ("L", 6), ("P", 1)])
+def test_a_large_png_is_reduced_at_once_and_looks_like_a_full_resize(tmp_path, monkeypatch, mode, orientation):
+    rng = np.random.default_rng(0)
+    base = Image.fromarray(np.repeat(np.repeat(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8), 50, 0), 50, 1))
+    image = base.convert(mode) if mode != "P" else base.quantize(16)
+    path = tmp_path / "big.png"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif)
+    reduced = []
+    real_reduce = Image.Image.reduce
+    monkeypatch.setattr(Image.Image, "reduce", lambda self, f, *a: reduced.append(f) or real_reduce(self, f, *a))
+    got = load_image(path, max_size=100)
+    assert reduced[:1] == ([] if mode == "P" else [10])  # 2000 // (2 x 100); palette indices are not averaged
+    monkeypatch.undo()
+    reference = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    reference.thumbnail((100, 100), Image.Resampling.LANCZOS, reducing_gap=None)
+    want = np.asarray(reference)
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want).mean() < 4

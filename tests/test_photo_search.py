@@ -221,3 +221,53 @@ def test_the_command_line_builds_adds_and_searches(photos, tmp_path, capsys, db_
     assert "no such index file" in capsys.readouterr().err
     assert main(["index", "build", str(tmp_path / "empty"), "--out", str(tmp_path / "e.npz")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_a_non_utf8_photo_name_gives_a_whole_page(photos, tmp_path):
+    weird = Path(os.fsdecode(os.fsencode(photos) + b"/caf\xe9.jpg"))
+    shutil.copy(photos / "p1.jpg", weird)
+    results = [{"rank": 1, "path": str(weird), "score": 1.0, "missing": False}]
+    out = ps.write_html(weird, results, tmp_path / "r.html", title=f"{weird.name} in x.npz")
+    page = out.read_text("utf-8")
+    assert page.count("data:image/jpeg;base64,") == 2 and "caf\ufffd.jpg" in page and "caf%E9.jpg" in page
+    assert ps.write_html(photos / "p1.jpg", results, out) == out  # and the next run replaces it
+
+
+def test_a_page_that_fails_to_be_written_leaves_nothing_behind(photos, tmp_path, monkeypatch):
+    results = [{"rank": 1, "path": str(photos / "p1.jpg"), "score": 1.0, "missing": False}]
+
+    def full_disk(*a):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ps.os, "replace", full_disk)
+    with pytest.raises(OSError):
+        ps.write_html(photos / "p1.jpg", results, tmp_path / "r.html")
+    assert list(tmp_path.iterdir()) == [photos]
+
+
+def test_searching_an_index_with_no_photos_says_to_add_some(built, photos, tmp_path, capsys):
+    empty = ps.PhotoIndex(built.vectors[:0], [], built.sizes[:0], built.mtimes[:0], built.meta)
+    idx = tmp_path / "empty.npz"
+    ps.save_index(empty, idx)
+    assert main(["search", str(idx), str(photos / "p1.jpg")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(idx) in err and "holds no photos" in err and "index add" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda a: a.pop("vectors"), "vectors missing"),
+    (lambda a: a.update(paths=a["paths"][:-1]), "do not fit together"),
+    (lambda a: a.update(vectors=a["vectors"][:, 0]), "do not fit together"),
+    (lambda a: a["vectors"].__setitem__((2, 0), np.nan), "not finite numbers"),
+])
+def test_a_hand_edited_or_nan_index_is_refused_with_the_file_and_the_fix(built, photos, tmp_path, capsys, edit,
+                                                                         needle):
+    idx = tmp_path / "i.npz"
+    ps.save_index(built, idx)
+    with np.load(idx) as z:
+        arrays = {k: z[k].copy() for k in z.files}
+    edit(arrays)
+    np.savez(idx, **arrays)
+    assert main(["search", str(idx), str(photos / "p1.jpg")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(idx) in err and needle in err and "index build" in err and len(err.splitlines()) == 1

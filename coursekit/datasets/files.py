@@ -5,22 +5,20 @@ an image.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ..images import IMAGE_SUFFIXES, is_image_name, walk_images
 from .base import DatasetError, GroundTruth, missing
 
 __all__ = ["IMAGE_SUFFIXES", "is_image", "require_dir", "image_files", "numbered_images", "group_ground_truth"]
 
-# The suffixes every loader accepts as images (matched case-insensitively).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
 def is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
+    """Whether a file name is an image: :data:`coursekit.images.IMAGE_SUFFIXES` (the one list every
+    reader uses, any case), not hidden."""
+    return is_image_name(name)
 
 
 def require_dir(path: Path, name: str) -> Path:
@@ -30,22 +28,15 @@ def require_dir(path: Path, name: str) -> Path:
     return path
 
 
-def image_files(root: Path) -> list[Path]:
+def image_files(root: Path, seen: set[tuple[int, int]] | None = None) -> list[Path]:
     """Every image file under ``root``, recursively, sorted by relative path.
 
-    Follows symbolic links (datasets are often linked in); skips hidden files
-    and folders. Never opens a file.
+    Follows symbolic links (datasets are often linked in), each real folder
+    once (:func:`coursekit.images.walk_images`: a link loop adds nothing);
+    ``seen`` shares the visited folders between walks. Skips hidden files and
+    folders. Never opens a file.
     """
-    root = Path(root)
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = Path(dirpath).relative_to(root)
-        for f in filenames:
-            if is_image(f):
-                found.append(((rel / f).as_posix(), Path(dirpath) / f))
-    found.sort(key=lambda t: t[0])
-    return [p for _, p in found]
+    return walk_images(Path(root), follow_links=True, seen=seen)
 
 
 def group_ground_truth(labels: np.ndarray, query_idx: np.ndarray) -> list[GroundTruth]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
+from ..images import IMAGE_SUFFIXES
 from .base import Dataset, DatasetError
 from .files import group_ground_truth, image_files, require_dir
 
@@ -24,12 +26,21 @@ def _class_folders(root: Path) -> list[tuple[str, list[Path]]]:
             f"dataset '{NAME}': {root} has no sub-folders. Expected one sub-folder per "
             f"object or place (root/<class>/*.jpg), each with at least two photos."
         )
-    classes = [(d.name, image_files(d)) for d in subdirs]
+    # each real folder once, over all classes: a link to the root or to another class ("ln -s .. up")
+    # neither loops nor mixes classes; the root and every class folder belong to themselves only
+    key = {p: (st.st_dev, st.st_ino) for p, st in ((p, os.stat(p)) for p in (root, *subdirs))}
+    seen, walked, classes = set(key.values()), set(), []
+    for d in subdirs:
+        if key[d] in walked:  # a second link to a class folder already read: its images are counted
+            continue
+        walked.add(key[d])
+        seen.discard(key[d])  # its own walk enters it, once
+        classes.append((d.name, image_files(d, seen)))
     classes = [(c, files) for c, files in classes if files]
     if not classes:
         raise DatasetError(
-            f"dataset '{NAME}': no images (.jpg, .jpeg, .png) found in the sub-folders of {root}. "
-            f"Expected root/<class>/*.jpg."
+            f"dataset '{NAME}': no images ({', '.join(IMAGE_SUFFIXES)}, any case) found in the "
+            f"sub-folders of {root}. Expected root/<class>/*.jpg."
         )
     return classes
 
@@ -43,7 +54,7 @@ def folder_classes(root: str | Path) -> list[str]:
 
 
 def load_folder(root: str | Path | None = None) -> Dataset:
-    """Load your own photos: ``root/<class>/**/*.{jpg,jpeg,png}``.
+    """Load your own photos: ``root/<class>/**/*.jpg`` (or any of :data:`coursekit.images.IMAGE_SUFFIXES`).
 
     One sub-folder of ``root`` per object or place (its name is the class;
     images in nested folders below it count too; files directly in ``root``

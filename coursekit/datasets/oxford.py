@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_pickle import UnsafePickleError, load_data_pickle
 from .base import Dataset, DatasetError, GroundTruth, data_root, missing
 from .files import image_files, require_dir
 
@@ -177,8 +178,16 @@ def _load_revisited(root: Path | None, name: str) -> Dataset:
     pkl = root / f"gnd_{name}.pkl"
     if not pkl.is_file():
         raise missing(pkl, name)
-    with open(pkl, "rb") as f:
-        cfg = pickle.load(f)
+    try:
+        cfg = load_data_pickle(pkl)  # never pickle.load: the file comes from the network
+    except UnsafePickleError as err:
+        raise DatasetError(f"dataset '{name}': {err}: `python data_scripts/get.py {name}`.") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
+        raise DatasetError(
+            f"dataset '{name}': {pkl} cannot be read as a pickle ({type(err).__name__}: {err}); it may "
+            f"be truncated or not the ground truth. Delete it and fetch it again with "
+            f"`python data_scripts/get.py {name}`."
+        ) from None
     if not isinstance(cfg, dict) or not {"imlist", "qimlist", "gnd"} <= set(cfg):
         raise DatasetError(
             f"dataset '{name}': {pkl} should hold a dict with keys 'imlist', 'qimlist' and "
@@ -187,6 +196,11 @@ def _load_revisited(root: Path | None, name: str) -> Dataset:
     imlist = [str(s) for s in cfg["imlist"]]
     qimlist = [str(s) for s in cfg["qimlist"]]
     entries = list(cfg["gnd"])
+    if not all(isinstance(e, dict) for e in entries):
+        raise DatasetError(
+            f"dataset '{name}': {pkl} should hold one dict per query in 'gnd' (the revisitop format). "
+            f"Delete it and fetch it again with `python data_scripts/get.py {name}`."
+        )
     if len(entries) != len(qimlist):
         raise DatasetError(
             f"dataset '{name}': {pkl} has {len(qimlist)} queries but {len(entries)} 'gnd' entries."
@@ -222,8 +236,9 @@ _REVISITED_DOC = """Load revisited {city} ({name}), Easy / Medium / Hard.
     Large-Scale Image Retrieval Benchmarking", CVPR 2018.
 
     Layout under ``root`` (default ``data_root() / "{name}"``): the
-    ``gnd_{name}.pkl`` of the revisitop package (a pickle: only load one you
-    fetched from the official host), a dict with ``imlist`` (database image
+    ``gnd_{name}.pkl`` of the revisitop package (a pickle, read with
+    :func:`coursekit.safe_pickle.load_data_pickle`: plain data and numpy
+    arrays only, so a crafted file cannot run code), a dict with ``imlist`` (database image
     names), ``qimlist`` (70 query image names) and ``gnd`` (one dict per
     query: ``bbx`` x1 y1 x2 y2, ``easy``, ``hard``, ``junk`` as 0-based
     indices into ``imlist``); images in ``jpg/{{name}}.jpg`` (sub-folders
