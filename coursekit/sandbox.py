@@ -9,7 +9,7 @@ defines, in processes that this module fences in:
 - **the file system**, through Linux's Landlock (kernel 5.13 or newer; unprivileged): the process
   may read everything except the paths it is denied (the other submissions, the grader's own
   folders), and write only under the folders it is given (its private scratch folder, the feature
-  cache). Where Landlock is missing (another OS, an old kernel), :func:`landlock_abi` is 0 and the
+  cache) and ``/dev/shm`` (where multiprocessing keeps its semaphores). Where Landlock is missing (another OS, an old kernel), :func:`landlock_abi` is 0 and the
   grader says so: the submission then runs in its private copy, but an absolute path still reaches
   the rest of the disk;
 - **processes**: every process of a submission carries a token in its environment, and
@@ -132,6 +132,8 @@ def restrict_filesystem(deny_read: list[str | Path], allow_write: list[str | Pat
         rules = [(p, _READ) for p in readable_roots(deny_read)]
         rules += [(Path(p), handled) for p in allow_write]
         rules += [(Path("/dev/null"), _READ_FILE | _WRITE_FILE)]
+        if os.path.isdir("/dev/shm"):  # POSIX semaphores and shared memory (multiprocessing's pools) live there
+            rules += [(Path("/dev/shm"), handled)]
         for path, rights in rules:
             try:
                 path_fd = os.open(path, os.O_PATH | os.O_CLOEXEC)

@@ -119,6 +119,18 @@ def mean_average_precision(ranks, gnd):
     return 0.0
 """
 
+def _functions_that_reach_out(neighbour: Path, outside: Path) -> str:
+    return f"""
+def precision_at_k(labels, k):
+    import json
+    cells = json.load(open({str(neighbour)!r}))['cells']     # the neighbour's notebook, at call time
+    return 0.0
+def recall_at_k(labels, k, n_relevant):
+    open({str(outside)!r}, 'w').write('pwned')
+    return 0.0
+"""
+
+
 IGNORES_SIGINT = """
 import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -144,6 +156,11 @@ for target in ({str(outside)!r},):
     except OSError as e:
         print('refused', e)
 import os, glob
+for path in glob.glob({str(beside.parent)!r} + '/*.ipynb'):
+    try:
+        open(path, 'w').write('{{}}')        # over every classmate's submission
+    except OSError:
+        pass
 for path in [{str(beside)!r}] + glob.glob('*') + glob.glob('../*.ipynb'):
     try:
         os.remove(path)
@@ -198,6 +215,8 @@ def hostile(tmp_path_factory):
         "copies_code": _student_with(COPIES_THE_REFERENCE_CODE, solved=True),
         "hostile_functions": _student_with(HOSTILE_FUNCTIONS),
         "reads_neighbour": _student_with(_reads_neighbour(folder / "honest.ipynb")),
+        "functions_reach_out": _student_with(_functions_that_reach_out(folder / "honest.ipynb",
+                                                                       outside / "pwned_by_function.txt")),
         "writes_outside": _student_with(_writes_outside(outside / "pwned.txt", beside), solved=True),
         "daemons": _student_with(_starts_daemons(marker), solved=True),
         "dies_last": _student_with("import os\nos._exit(1)", solved=True),
@@ -207,6 +226,9 @@ def hostile(tmp_path_factory):
     first_code = _solution()
     del first_code.cells[0]                          # the markdown title: now the first cell is code
     cases["first_cell_code"] = first_code
+    if not sandbox.landlock_abi():   # without Landlock an absolute path reaches the disk: attack nothing real
+        for name in ("reads_neighbour", "functions_reach_out", "writes_outside"):
+            del cases[name]
     for name, nb in cases.items():
         nbformat.write(nb, folder / f"{name}.ipynb")
     before = _digests(folder)
@@ -269,12 +291,22 @@ def test_a_submission_cannot_read_a_neighbour(hostile):
 
 
 @needs_landlock
+def test_a_function_cannot_read_a_neighbour_or_write_outside_when_called(hostile):
+    r = hostile["results"]["functions_reach_out"]
+    by_id = {e.id: e for e in r.exercises}
+    assert by_id["0.1"].status == "failed" and "raised PermissionError" in by_id["0.1"].message
+    assert by_id["0.2"].status == "failed" and "raised PermissionError" in by_id["0.2"].message
+    assert not (hostile["outside"] / "pwned_by_function.txt").exists()
+
+
+@needs_landlock
 def test_a_submission_cannot_write_or_delete_outside_its_scratch_folder(hostile):
     assert _digests(hostile["outside"]) == hostile["outside_before"]
     assert not (hostile["outside"] / "pwned.txt").exists()
     assert _statuses(hostile["results"]["writes_outside"]) == FULL
 
 
+@needs_landlock
 def test_the_graded_folder_is_unchanged_byte_for_byte(hostile):
     assert _digests(hostile["folder"]) == hostile["before"]
     assert _statuses(hostile["results"]["zz_victim"]) == FULL
