@@ -404,7 +404,9 @@ def _fenced_env(scratch: Path, token: str, limits: _Limits) -> dict[str, str]:
     from .sandbox import sandbox_env
 
     env = {**_kernel_env(), "TMPDIR": str(scratch / "tmp"), "IPYTHONDIR": str(scratch / "ipython")}
-    writable = [str(scratch), str(cache_root())]
+    cache = cache_root()
+    cache.mkdir(parents=True, exist_ok=True)  # a rule needs the folder to exist (the first notebook fills it)
+    writable = [str(scratch), str(cache)]
     return sandbox_env(env, token=token, memory_bytes=limits.memory,
                        deny_read=[p for p in limits.deny if not str(scratch).startswith(p)], allow_write=writable)
 

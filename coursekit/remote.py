@@ -599,7 +599,7 @@ class FunctionRunner:
         except TimeoutError:
             self.close()
             raise
-        except (EOFError, BrokenPipeError, OSError) as e:
+        except (EOFError, BrokenPipeError, OSError, ValueError) as e:  # ValueError: its pipe already closed
             self.close()
             raise RunnerDied(self._death()) from e
         except BaseException:
