@@ -65,6 +65,7 @@ CATALOGUE_SEED = 20180618
 
 
 def _source_file(name: str) -> Path:
+    """Path of a source photo inside the package that ships it; :class:`DatasetError` when it is missing."""
     package, rel, _, _ = SOURCES[name]
     if package == "matplotlib":
         import matplotlib
@@ -121,6 +122,7 @@ class ObjectInfo:
     shape: str
 
     def as_dict(self) -> dict:
+        """The object as plain JSON values (an entry of ``groundtruth.json``'s ``objects``)."""
         return {"id": self.id, "split": self.split, "source": self.source,
                 "cell": list(self.cell), "box": list(self.box), "shape": self.shape}
 

@@ -22,6 +22,7 @@ _TRAIN_TARGETS = {"easy": 0.6, "hard": 0.4}
 
 
 def _choice(rng, probs: dict) -> str:
+    """A key of ``probs`` (key -> probability) drawn with its probability: one ``rng.choice``."""
     keys = list(probs)
     return keys[int(rng.choice(len(keys), p=np.array([probs[k] for k in keys])))]
 

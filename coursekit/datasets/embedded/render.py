@@ -82,10 +82,12 @@ class Assets:
 
 
 def _u(rng, lo, hi) -> float:
+    """One uniform draw in ``[lo, hi)``, as a Python ``float``."""
     return float(rng.uniform(lo, hi))
 
 
 def _colour(h, s, v) -> np.ndarray:
+    """An HSV colour (the hue wraps around) as RGB ``(3,) float32`` in 0-255."""
     return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), np.float32) * 255
 
 
@@ -125,6 +127,7 @@ def _tinted(rng, src: np.ndarray, out_w: int, out_h: int, record: dict | None = 
 
 
 def _background(rng, assets: Assets, w: int, h: int) -> tuple[np.ndarray, dict]:
+    """A background ``(h, w, 3) uint8`` (a tinted crop of a background photo) and its record."""
     name = assets.backgrounds[int(rng.integers(len(assets.backgrounds)))]
     rec: dict = {"source": name}
     img = _tinted(rng, assets.src[name], w, h, rec)
@@ -304,6 +307,7 @@ def _normal_table() -> np.ndarray:
 
 
 def _apply_camera(rng, img: np.ndarray, cam: dict) -> np.ndarray:
+    """Apply the "camera" ``cam`` (gains, gamma, blur, noise) to ``(h, w, 3) uint8``; same shape, dtype."""
     import cv2
 
     x = np.arange(256, dtype=np.float64) / 255.0
@@ -423,6 +427,7 @@ def _render_object(rng, assets: Assets, oid: int, geo: dict, plan: dict, w: int,
 
 
 def _difficulty(rec: dict, query_area: float) -> str:
+    """``"easy"``, ``"hard"`` or ``"junk"`` from a rendering's record; sets ``rec["scale"]``."""
     t = THRESHOLDS
     scale = float(np.sqrt(rec["projected_area"] / query_area))
     rec["scale"] = round(scale, 3)
@@ -437,10 +442,15 @@ def _difficulty(rec: dict, query_area: float) -> str:
 
 
 def _image_size(rng) -> tuple[int, int]:
+    """``(width, height)`` of an image: portrait one time in four, else landscape."""
     return PORTRAIT if rng.random() < 0.25 else LANDSCAPE
 
 
 def _render_query(rng, assets, oid):
+    """A query of object ``oid``: ``(image (h, w, 3) uint8, record)``.
+
+    Mild viewpoint and camera, no occlusion, the object fully in the frame.
+    """
     w, h = _image_size(rng)
     short = min(w, h)
     geo = {"tilt": _u(rng, 0, 15), "tilt_axis": _u(rng, 0, 180), "rotation": _u(rng, -10, 10),
@@ -452,6 +462,10 @@ def _render_query(rng, assets, oid):
 
 
 def _render_positive(rng, assets, oid, target, query_rec, use_clutter_objects=True):
+    """A rendering of ``oid`` aiming at difficulty ``target``: ``(image (h, w, 3) uint8, record)``.
+
+    Its scale and difficulty are measured against the query's record ``query_rec``.
+    """
     w, h = _image_size(rng)
     geo, plan = _draw_geometry(rng, target, query_rec["size"], min(w, h))
     img, rec = _render_object(rng, assets, oid, geo, plan, w, h, use_clutter_objects,
@@ -463,6 +477,7 @@ def _render_positive(rng, assets, oid, target, query_rec, use_clutter_objects=Tr
 
 
 def _render_distractor(rng, assets):
+    """A background with clutter and no query object: ``(image (h, w, 3) uint8, record)``."""
     w, h = _image_size(rng)
     canvas, bg = _background(rng, assets, w, h)
     # one item of an object's size (half the time a non-query object), 0-2 small ones
