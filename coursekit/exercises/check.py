@@ -460,11 +460,16 @@ class Checker:
         self.exercise = exercise
         self.timeout = CALL_TIMEOUT if timeout is None else timeout
         self.quiet = quiet
-        self.cases = 0
+        self._cases = 0
+
+    @property
+    def cases(self) -> int:
+        """How many cases passed so far (counted by :meth:`count`; read-only)."""
+        return self._cases
 
     def count(self) -> None:
         """Count one more case passed: call it once a case's last test has passed."""
-        self.cases += 1
+        self._cases += 1
 
     def where(self, call: str) -> str:
         """The text a message about ``call`` starts with: ``"Exercise 9.1 (...): fn(X_q=..., k=5)"``."""

@@ -206,7 +206,7 @@ def check_fit_whitening(fit_whitening: Callable, *, quiet: bool = False) -> None
         if np.isnan(g_P).any():
             raise CheckFailed(f"{where}: P contains nan")
         if _same_rows(g_P, P, tol) or _same_rows(g_P, P * np.sqrt(N / (N - 1)), tol):
-            c.cases += 1
+            c.count()
             return
         order = _order_slip(g_P, X, d)
         if order is not None:
@@ -216,7 +216,7 @@ def check_fit_whitening(fit_whitening: Callable, *, quiet: bool = False) -> None
                 raise CheckFailed(f"{where}: {hint}")
         # no known slip: the first value that differs, once each row's sign agrees with the reference's
         compare(ex, _aligned(g_P, P), P, call=call + ", its P (rows' signs aligned with the reference's)", **tol)
-        c.cases += 1
+        c.count()
 
     case(lecture_cloud(), 2, 0.0)
     rng = np.random.default_rng(_SEED)
@@ -283,7 +283,7 @@ def check_apply_whitening(apply_whitening: Callable, *, quiet: bool = False) -> 
                 raise CheckFailed(f"{where}: got nan for a row equal to the mean: it projects to zero, and "
                                   f"zero must stay zero (divide by np.maximum(norm, 1e-12))")
         compare(ex, got, expected, call=call, dtype=np.float32, **tol)
-        c.cases += 1
+        c.count()
 
     X = lecture_cloud()
     W = fit_pca_whitening(X, 2, 0.0)

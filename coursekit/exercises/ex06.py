@@ -128,7 +128,7 @@ def check_lsh_codes(lsh_codes: Callable, *, quiet: bool = False) -> None:
                               f"uint8), got {got.dtype}")
         diagnose(where, got, expected.astype(np.float64), _lsh_slips(X, planes), dict(atol=0, rtol=0))
         compare(c.exercise, got, expected, call=call, dtype=np.uint8)
-        c.cases += 1
+        c.count()
 
     case(LECTURE_X, LECTURE_PLANES)
     rng = np.random.default_rng(_SEED)
@@ -186,7 +186,7 @@ def check_pq_encode(pq_encode: Callable, *, quiet: bool = False) -> None:
                               f"sub-quantizer (ksub <= 256), that is the compression; use .astype(np.uint8)")
         diagnose(where, got, expected.astype(np.float64), _pq_slips(X, codebooks), dict(atol=0, rtol=0))
         compare(c.exercise, got, expected.astype(np.uint8), call=call, dtype=np.uint8)
-        c.cases += 1
+        c.count()
 
     case(*lecture_pq())
     rng = np.random.default_rng(_SEED + 1)
@@ -240,7 +240,7 @@ def check_adc_table(adc_table: Callable, *, quiet: bool = False) -> None:
                               f"one (M, ksub) table out (drop the first axis)")
         diagnose(where, got, expected, _adc_slips(q, codebooks, expected), tol)
         compare(c.exercise, got, expected, call=call, **tol)
-        c.cases += 1
+        c.count()
 
     X, codebooks = lecture_pq()
     case(X[0], codebooks)

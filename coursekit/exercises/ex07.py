@@ -190,7 +190,7 @@ def _pooling_case(c: Checker, fn: Callable, x: np.ndarray, expected: np.ndarray,
             and np.allclose(got.astype(np.float64), expected, **_TOL)):
         diagnose(where, got, expected, slips(), _TOL)
     compare(c.exercise, got, expected, call=where.split(": ", 1)[1], **_TOL)
-    c.cases += 1
+    c.count()
 
 
 # --------------------------------------------------------------------------- 7.1 MAC
@@ -461,7 +461,7 @@ def check_rmac_regions(rmac_regions: Callable, *, quiet: bool = False) -> None:
         got = _as_regions(c.call(rmac_regions, **args), where)
         g, e = _sorted_rows(got), _sorted_rows(expected)
         if g.shape == e.shape and np.array_equal(g, e):
-            c.cases += 1
+            c.count()
             return
         for hint, answer in _region_slips(H, W, L).items():
             a = _sorted_rows(answer)
@@ -492,7 +492,7 @@ def check_rmac_regions(rmac_regions: Callable, *, quiet: bool = False) -> None:
                 raise CheckFailed(f"{where}: at scale l = {l} (side {side}) the {which} edges should be {exp_}, "
                                   f"got {got_}")
         compare(ex, g, e, call=call_text(name, args) + ", rows sorted")
-        c.cases += 1
+        c.count()
 
     for H, W, L in REGION_CASES:
         case(H, W, L)
@@ -610,7 +610,7 @@ def check_crow_weights(crow_weights: Callable, *, quiet: bool = False) -> None:
             raise CheckFailed(f"{where}: beta contains inf or nan")
         diagnose(f"{where}, beta", g_beta, beta, _channel_slips(x), _TOL)
         compare(c.exercise, g_beta, beta, call=call + ", beta", **_TOL)
-        c.cases += 1
+        c.count()
 
     for x in _crow_cases(np.random.default_rng(_SEED + 3)):
         case(x)

@@ -271,7 +271,7 @@ def _loss_case(c: Checker, fn: Callable, reference: Callable, arrays: dict[str, 
             raise CheckFailed(f"{where}: the loss's value is right but its gradient with respect to {k} is not (at "
                               f"index {i} expected {g_ref[i]:.4g}, got {g[i]:.4g}): is part of it detached, or "
                               f"computed outside torch? {_TORCH}.")
-    c.cases += 1
+    c.count()
 
 
 # --------------------------------------------------------------------------- 8.1 the contrastive loss
@@ -568,7 +568,7 @@ def check_hard_negatives(hard_negatives: Callable, *, quiet: bool = False) -> No
                 sims = q.astype(np.float64) @ pool.astype(np.float64).T
                 _rows_report(got.astype(np.int64), where, sims, q_labels, pool_labels)
         compare(ex, got, expected, call=call_text(name, args))
-        c.cases += 1
+        c.count()
 
     for args in mining_cases():
         case(*args)

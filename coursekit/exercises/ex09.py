@@ -100,7 +100,7 @@ def check_average_query_expansion(average_query_expansion: Callable, *, quiet: b
                               f"shape {expected.shape}, which the notebook then searches with")
         diagnose(where, got, expected, _qe_slips(X_q, X_db, k), dict(atol=1e-5, rtol=1e-5))
         compare(c.exercise, got, expected, call=call, atol=1e-5, rtol=1e-5)
-        c.cases += 1
+        c.count()
 
     # the small case: two clusters in the plane's first quadrant and third, the query near the first
     X_db = _unit(np.array([[1.0, 0.1, 0.0], [0.9, 0.3, 0.1], [0.7, 0.7, 0.0], [-1.0, 0.0, 0.2], [0.0, -1.0, 0.3]]))
@@ -173,7 +173,7 @@ def check_normalized_affinity(normalized_affinity: Callable, *, quiet: bool = Fa
                                   f"1 / sqrt(0) is infinite; give an isolated vertex the factor 0 instead")
         diagnose(where, got, expected, _affinity_slips(A), dict(atol=1e-6, rtol=1e-6))
         compare(c.exercise, got, expected, call=call, atol=1e-6, rtol=1e-6)
-        c.cases += 1
+        c.count()
 
     # the small case: a path 0 - 1 - 2 with weights 1 and 3, and vertex 3 alone
     case(np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 3.0, 0.0], [0.0, 3.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
@@ -258,7 +258,7 @@ def check_conjugate_gradient(conjugate_gradient: Callable, *, quiet: bool = Fals
         tol_abs = (1e-6 * scale) if not converged else max(10 * tol * np.linalg.norm(exact), 1e-9)
         diagnose(where, got, expected, slips, dict(atol=tol_abs, rtol=0))
         compare(c.exercise, got, expected, call=call, atol=tol_abs, rtol=0)
-        c.cases += 1
+        c.count()
 
     rng = np.random.default_rng(_SEED)
     M = np.array([[4.0, 1.0], [1.0, 3.0]])                               # the textbook 2 x 2 system
