@@ -16,7 +16,11 @@ time limit (``SIGALRM`` in the main thread, where Jupyter runs cells; a
 watchdog thread elsewhere).
 
 A failed check raises :class:`CheckFailed`, an ``AssertionError`` that
-IPython shows as its one-line message instead of a traceback.
+IPython shows as its one-line message instead of a traceback. Its fields say
+what happened (``e.kind == "mutated"``, ``e.argument``, ``e.call``, ...): a
+check that adds its own advice to a failure tests them, never the message.
+A check that tests an answer itself counts each case it passed with
+:meth:`Checker.count`.
 """
 
 from __future__ import annotations
