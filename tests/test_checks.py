@@ -2,6 +2,7 @@
 reference and independent correct answers, fails on the stub (as "not done")
 and on plausible wrong answers, and survives what students write."""
 
+import pickle
 import re
 import threading
 import time
@@ -16,6 +17,8 @@ from coursekit.exercises import (
 )
 from coursekit.exercises import check as check_module
 from coursekit.exercises import ex00
+from coursekit.exercises.check import TimeLimit, input_changed
+from coursekit.remote import RemoteError
 from checkhelpers import fails, stub
 
 CHECKS = {
@@ -327,6 +330,122 @@ def test_check_failed_is_an_assertion_error_shown_as_one_line():
     lines = CheckFailed("Exercise 9.9 (toy): expected 1, got 2")._render_traceback_()
     assert len(lines) == 1 and "Exercise 9.9 (toy): expected 1, got 2" in lines[0]
     # In a real kernel: see test_grading.test_kernel_runs_this_python.
+
+
+# --------------------------------------------------------------------------- what a failure says in fields
+
+FIELDS = ("kind", "label", "call", "argument", "exception_type", "exception_message")
+
+
+def failure(fn, args=None) -> CheckFailed:
+    """The failure :func:`call_student` raises calling ``fn`` (on ``x = [0 1 2]`` unless ``args``)."""
+    with pytest.raises(CheckFailed) as info:
+        call_student(EX, fn, {"x": np.arange(3)} if args is None else args)
+    return info.value
+
+
+def not_aligned(x):
+    raise ValueError("shapes (3,) and (2,) not aligned\nsecond line")
+
+
+def doubles_y(x, y):
+    y *= 2
+    return x
+
+
+def test_a_function_that_raises_fails_with_the_exception_s_type_and_first_line_in_fields():
+    e = failure(not_aligned)
+    assert (e.kind, e.exception_type, e.exception_message, e.argument) == \
+        ("raised", "ValueError", "shapes (3,) and (2,) not aligned", None)
+    assert (e.label, e.call) == ("Exercise 9.9 (toy)", "not_aligned(x=[0 1 2])")
+    assert e.where == "Exercise 9.9 (toy): not_aligned(x=[0 1 2])"
+    assert str(e) == f"{e.where} raised ValueError: shapes (3,) and (2,) not aligned"
+
+
+def test_a_function_that_changes_its_input_fails_naming_the_argument_in_a_field():
+    e = failure(doubles_y, {"x": np.arange(3), "y": np.ones(2)})
+    assert (e.kind, e.argument, e.exception_type) == ("mutated", "y", None)
+    assert str(e) == (f"{e.where} changed its input `y`; leave the inputs as they are "
+                      f"(work on a copy, e.g. `y = y.copy()`).")
+    other = input_changed(e.label, e.call, e.argument, "leave y alone")
+    assert str(other) == f"{e.where} changed its input `y`; leave y alone" and other.kind == "mutated"
+
+
+def test_time_limit_exit_recursion_and_not_a_function_have_their_kind():
+    def loops(x):
+        raise TimeLimit()
+
+    def recurse(x):
+        return recurse(x)
+    assert failure(loops).kind == "timeout"
+    assert failure(lambda x: exit()).kind == "exit"
+    e = failure(recurse)
+    assert (e.kind, e.exception_type, e.exception_message) == \
+        ("raised", "RecursionError", "maximum recursion depth exceeded")
+    assert str(e) == f"{e.where} raised RecursionError (maximum recursion depth exceeded)"
+    e = failure(0.5)
+    assert (e.kind, e.call, e.where) == ("not callable", "", "Exercise 9.9 (toy)")
+    with pytest.raises(NotDone) as info:
+        call_student(EX, stub, {"x": 1})
+    assert (info.value.kind, info.value.call) == ("not done", "stub(x=1)")
+    with pytest.raises(CheckFailed) as info:
+        compare(EX, 2.0, 1.0, call="toy(x=[1 2])")
+    assert info.value.kind == "wrong"
+
+
+def test_the_grader_s_proxy_fails_with_the_same_fields_as_the_function():
+    class Proxy:
+        """What the grader passes instead of the function: callable, named, raising like the student's."""
+        __name__ = "toy"
+
+        def __init__(self, error):
+            self.error = error
+
+        def __call__(self, *args):
+            raise self.error
+    student_runtime_error = type("RuntimeError", (RemoteError,), {})
+    e = failure(Proxy(student_runtime_error("RuntimeError", "The size of tensor a (4) must match the size of "
+                                                            "tensor b (3) at non-singleton dimension 1")))
+    assert (e.kind, e.exception_type, e.call) == ("raised", "RuntimeError", "toy(x=[0 1 2])")
+    assert "must match the size of tensor" in e.exception_message
+    assert failure(Proxy(TimeLimit())).kind == "timeout"
+    with pytest.raises(NotDone):
+        call_student(EX, Proxy(NotImplementedError()), {"x": 1})
+
+
+def test_an_amended_failure_keeps_its_class_and_fields():
+    e = failure(not_aligned)
+    amended = e.amended(" (a hint)")
+    assert str(amended) == str(e) + " (a hint)"
+    assert type(amended) is CheckFailed and [getattr(amended, f) for f in FIELDS] == [getattr(e, f) for f in FIELDS]
+    assert type(NotDone("not done yet").amended("!")) is NotDone
+
+
+def test_a_failure_pickles_with_its_message_and_fields_and_stays_one_line():
+    for e in (failure(not_aligned), failure(doubles_y, {"x": np.arange(3), "y": np.ones(2)}),
+              NotDone("Exercise 9.9 (toy): not done yet", label="Exercise 9.9 (toy)", call="toy(x=1)"),
+              CheckFailed("Exercise 9.9 (toy): expected 1, got 2")):
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e)
+        assert [getattr(back, f) for f in FIELDS] == [getattr(e, f) for f in FIELDS]
+        assert back._render_traceback_() == e._render_traceback_() and len(back._render_traceback_()) == 1
+
+
+def test_checker_start_returns_the_call_apart_and_count_counts_the_cases(capsys):
+    c = Checker(EX)
+
+    def total(a):
+        return a.sum()
+    got, where, call = c.start(total, a=np.arange(3))
+    assert (got, call, where) == (3, "total(a=[0 1 2])", "Exercise 9.9 (toy): total(a=[0 1 2])")
+    assert c.where(call) == where
+    c.count()
+    c.count()
+    with pytest.raises(AttributeError):
+        c.cases += 1        # only count() counts
+    assert c.cases == 2
+    c.passed()
+    assert capsys.readouterr().out == "✔ Exercise 9.9 (toy): passed 2 cases.\n"
 
 
 # --------------------------------------------------------------------------- the registry

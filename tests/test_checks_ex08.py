@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coursekit.exercises import EXERCISES, exercise, exercises_for
+from coursekit.exercises import EXERCISES, CheckFailed, exercise, exercises_for
 from coursekit.exercises import ex08
 from coursekit.learning import losses, mining
 from checkhelpers import fails, stub
@@ -312,6 +312,26 @@ def test_triplet_shapes_broadcasting_and_in_place_changes_fail():
         return torch.clamp(((a - p) ** 2).sum(1)[:, None] - (n ** 2).sum(2) + margin, min=0).mean()
     m = fails(ex08.check_triplet_loss, in_place)
     assert "changed its input `negative`" in m and "negative.clone()" in m
+
+
+def test_the_tensor_advice_keeps_the_fields_of_the_failure():
+    def broadcasts(a, p, n, m):
+        return torch.clamp(((a - p) ** 2).sum(1) - ((a - n) ** 2).sum(-1) + m, min=0).mean()
+
+    def in_place(a, p, n, margin):
+        n -= a[:, None]
+        return torch.clamp(((a - p) ** 2).sum(1)[:, None] - (n ** 2).sum(2) + margin, min=0).mean()
+    with pytest.raises(CheckFailed) as info:
+        ex08.check_triplet_loss(broadcasts, quiet=True)
+    e = info.value
+    assert (e.kind, e.exception_type) == ("raised", "RuntimeError") and e.call.startswith("broadcasts(anchor=")
+    assert str(e) == f"{e.where} raised RuntimeError: {e.exception_message} — negative is (B, K, D): compare " \
+                     f"each anchor with its K negatives through anchor[:, None, :], shape (B, 1, D)"
+    with pytest.raises(CheckFailed) as info:
+        ex08.check_triplet_loss(in_place, quiet=True)
+    e = info.value
+    assert (e.kind, e.argument) == ("mutated", "negative")
+    assert str(e).startswith(f"{e.where} changed its input `negative`; leave the inputs as they are: no in-place")
 
 
 # --------------------------------------------------------------------------- 8.3 hard negatives

@@ -16,7 +16,11 @@ time limit (``SIGALRM`` in the main thread, where Jupyter runs cells; a
 watchdog thread elsewhere).
 
 A failed check raises :class:`CheckFailed`, an ``AssertionError`` that
-IPython shows as its one-line message instead of a traceback.
+IPython shows as its one-line message instead of a traceback. Its fields say
+what happened (``e.kind == "mutated"``, ``e.argument``, ``e.call``, ...): a
+check that adds its own advice to a failure tests them, never the message.
+A check that tests an answer itself counts each case it passed with
+:meth:`Checker.count`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import numpy as np
 
 __all__ = [
     "CheckFailed", "NotDone", "Exercise", "Checker", "call_student", "compare", "describe",
-    "CALL_TIMEOUT", "TimeLimit",
+    "CALL_TIMEOUT", "TimeLimit", "input_changed",
 ]
 
 #: Seconds one call of a student's function may take before the check fails.
@@ -43,7 +47,53 @@ CALL_TIMEOUT = 10.0
 
 
 class CheckFailed(AssertionError):
-    """A check failed. Jupyter shows only the message, one line, no traceback."""
+    """A check failed. Jupyter shows only the message, one line, no traceback.
+
+    Besides its message it says what happened in fields, which a check tests
+    instead of parsing the message of another:
+
+    ``kind``
+        ``"wrong"`` (a wrong answer: the default), ``"raised"`` (the function
+        raised an exception), ``"mutated"`` (it changed an input),
+        ``"timeout"``, ``"exit"`` (it called ``exit()``), ``"not done"``
+        (:class:`NotDone`) or ``"not callable"``.
+    ``label``, ``call``
+        the exercise's label and the call as messages name it
+        (``"fn(x=[1 2 3], k=3)"``; ``""`` when there is none); :attr:`where`
+        joins them as messages start.
+    ``argument``
+        for ``"mutated"``, the name of the input the function changed.
+    ``exception_type``, ``exception_message``
+        for ``"raised"``, the name of the exception's class (the student's,
+        also through the grader's proxy) and its first line as the message
+        shows it (at most 200 characters).
+
+    The fields are plain strings, so a ``CheckFailed`` pickles with them.
+    """
+
+    def __init__(self, message: str = "", *, kind: str = "wrong", label: str = "", call: str = "",
+                 argument: str | None = None, exception_type: str | None = None,
+                 exception_message: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.label = label
+        self.call = call
+        self.argument = argument
+        self.exception_type = exception_type
+        self.exception_message = exception_message
+
+    @property
+    def where(self) -> str:
+        """``"Exercise 0.1 (...): fn(k=3)"``: the label and the call, as a message about the call starts."""
+        return f"{self.label}: {self.call}" if self.call else self.label
+
+    def amended(self, text: str) -> CheckFailed:
+        """The same failure (class and fields) with ``text`` added to the end of its message."""
+        return type(self)(str(self) + text, **self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        return dict(kind=self.kind, label=self.label, call=self.call, argument=self.argument,
+                    exception_type=self.exception_type, exception_message=self.exception_message)
 
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of formatting a traceback.
@@ -52,6 +102,10 @@ class CheckFailed(AssertionError):
 
 class NotDone(CheckFailed):
     """The student's function still raises ``NotImplementedError``."""
+
+    def __init__(self, message: str = "", **fields: Any):
+        fields.setdefault("kind", "not done")
+        super().__init__(message, **fields)
 
 
 class TimeLimit(BaseException):
@@ -256,7 +310,8 @@ def call_student(
     label = _label_of(exercise)
     name = getattr(fn, "__name__", "your function")
     if not callable(fn):
-        raise CheckFailed(f"{label}: expected a function, got {describe(fn)} ({type(fn).__name__})")
+        raise CheckFailed(f"{label}: expected a function, got {describe(fn)} ({type(fn).__name__})",
+                          kind="not callable", label=label)
     pristine = {k: copy.deepcopy(v) for k, v in args.items()}
     given = {k: copy.deepcopy(v) for k, v in args.items()}
     call = _call_text(name, pristine)
@@ -264,30 +319,56 @@ def call_student(
         result = _run_with_time_limit(fn, tuple(given.values()), timeout)
     except NotImplementedError:
         raise NotDone(
-            f"{label}: not done yet — replace the `raise NotImplementedError` with your code."
+            f"{label}: not done yet — replace the `raise NotImplementedError` with your code.",
+            label=label, call=call,
         ) from None
     except TimeLimit:
         raise CheckFailed(
-            f"{label}: {call} did not finish within {timeout:g} s — is there an infinite loop?"
+            f"{label}: {call} did not finish within {timeout:g} s — is there an infinite loop?",
+            kind="timeout", label=label, call=call,
         ) from None
     except SystemExit:
-        raise CheckFailed(f"{label}: {call} called exit(); return a value instead") from None
+        raise CheckFailed(f"{label}: {call} called exit(); return a value instead",
+                          kind="exit", label=label, call=call) from None
     except RecursionError:
-        raise CheckFailed(f"{label}: {call} raised RecursionError (maximum recursion depth exceeded)") from None
+        raise _raised(label, call, "RecursionError", "maximum recursion depth exceeded",
+                      shown="RecursionError (maximum recursion depth exceeded)") from None
     except Exception as e:  # noqa: BLE001 - any student error becomes one line
-        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        if len(message) > 200:
-            message = message[:197] + "..."
-        what = f"{type(e).__name__}: {message}" if message else type(e).__name__
-        raise CheckFailed(f"{label}: {call} raised {what}") from None
+        raise _raised(label, call, type(e).__name__, _first_line(e)) from None
     if not allow_mutation:
         for k in args:
             if not _same(given[k], pristine[k]):
-                raise CheckFailed(
-                    f"{label}: {call} changed its input `{k}`; leave the inputs as they are "
-                    f"(work on a copy, e.g. `{k} = {k}.copy()`)."
-                )
+                raise input_changed(label, call, k)
     return result
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of ``e``'s message (``""`` when it has none), cut to ``limit`` characters."""
+    message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return message[:limit - 3] + "..." if len(message) > limit else message
+
+
+def _raised(label: str, call: str, exception_type: str, exception_message: str, *,
+            shown: str | None = None) -> CheckFailed:
+    """The failure of a call that raised: ``"<label>: <call> raised <Type>: <message>"`` (or ``shown``
+    instead of ``<Type>: <message>``)."""
+    if shown is None:
+        shown = f"{exception_type}: {exception_message}" if exception_message else exception_type
+    return CheckFailed(f"{label}: {call} raised {shown}", kind="raised", label=label, call=call,
+                       exception_type=exception_type, exception_message=exception_message)
+
+
+def input_changed(label: str, call: str, argument: str, advice: str | None = None) -> CheckFailed:
+    """The failure of ``call``, which changed its input ``argument``: the message says so, then ``advice``.
+
+    The default advice is NumPy's (work on a copy); a check whose inputs are tensors gives its own
+    (``"leave the map as it is: no in-place operations ..."``) from the fields of the failure that
+    :func:`call_student` raised (``e.label``, ``e.call``, ``e.argument``).
+    """
+    if advice is None:
+        advice = f"leave the inputs as they are (work on a copy, e.g. `{argument} = {argument}.copy()`)."
+    return CheckFailed(f"{label}: {call} changed its input `{argument}`; {advice}",
+                       kind="mutated", label=label, call=call, argument=argument)
 
 
 def _is_number(x: Any) -> bool:
@@ -373,7 +454,9 @@ class Checker:
     """The state of one check: the exercise, the number of cases passed.
 
     >>> c = Checker(ex)
-    >>> c.case(student_fn, reference, labels=l, k=3)   # call both, compare
+    >>> c.case(student_fn, reference, labels=l, k=3)   # call both, compare, count
+    >>> got, where, call = c.start(student_fn, labels=l, k=3)   # or call, test it yourself...
+    >>> c.count()                                      # ... and count the case it passed
     >>> return c.passed()
     """
 
@@ -381,16 +464,31 @@ class Checker:
         self.exercise = exercise
         self.timeout = CALL_TIMEOUT if timeout is None else timeout
         self.quiet = quiet
-        self.cases = 0
+        self._cases = 0
+
+    @property
+    def cases(self) -> int:
+        """How many cases passed so far (counted by :meth:`count`; read-only)."""
+        return self._cases
+
+    def count(self) -> None:
+        """Count one more case passed: call it once a case's last test has passed."""
+        self._cases += 1
+
+    def where(self, call: str) -> str:
+        """The text a message about ``call`` starts with: ``"Exercise 9.1 (...): fn(X_q=..., k=5)"``."""
+        return f"{self.exercise.label}: {call}"
 
     def call(self, fn: Callable, **args: Any) -> Any:
         return call_student(self.exercise, fn, args, timeout=self.timeout)
 
-    def start(self, fn: Callable, **args: Any) -> tuple[Any, str]:
-        """Call the student's function; return what it gave and the text naming the call
-        (``"Exercise 9.1 (...): fn(X_q=..., k=5)"``), which a check's own messages start with."""
+    def start(self, fn: Callable, **args: Any) -> tuple[Any, str, str]:
+        """Call the student's function; return what it gave, the text a check's own messages start with
+        (``"Exercise 9.1 (...): fn(X_q=..., k=5)"``) and the call alone (``"fn(X_q=..., k=5)"``, for
+        :func:`compare`'s ``call``)."""
         got = self.call(fn, **args)
-        return got, f"{self.exercise.label}: {call_text(getattr(fn, '__name__', self.exercise.function), args)}"
+        call = call_text(getattr(fn, "__name__", self.exercise.function), args)
+        return got, self.where(call), call
 
     def case(self, fn: Callable, reference: Callable, *, atol: float = 1e-6, rtol: float = 1e-6,
              dtype: Any = None, **args: Any) -> Any:
@@ -399,7 +497,7 @@ class Checker:
         got = self.call(fn, **args)
         name = getattr(fn, "__name__", self.exercise.function)
         compare(self.exercise, got, expected, call=_call_text(name, args), atol=atol, rtol=rtol, dtype=dtype)
-        self.cases += 1
+        self.count()
         return got
 
     def passed(self) -> None:

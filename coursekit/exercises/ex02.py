@@ -201,5 +201,5 @@ def check_ransac_homography(ransac_homography: Callable, *, quiet: bool = False)
                 f"{where}: expected {truth.sum()} inliers, got {inliers.sum()}: {missed} true inliers missed, "
                 f"{extra} outliers counted as inliers. An inlier is a match with |dst - H(src)| < threshold "
                 f"(a distance in pixels, not squared).")
-        c.cases += 1
+        c.count()
     return c.passed()

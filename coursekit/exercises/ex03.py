@@ -146,7 +146,7 @@ def check_inverted_file_scores(inverted_file_scores: Callable, *, quiet: bool = 
         if isinstance(got, np.ndarray) and got.dtype.kind in "iu":
             got = got.astype(np.float64)    # np.bincount of an empty query gives integer zeros: right
         compare(ex, got, expected, call=call, atol=1e-5, rtol=1e-4)
-        c.cases += 1
+        c.count()
 
     # the lecture's database, and a query with words 0 to 3: word 0, in every image, has an empty
     # posting list; image 3 is on the lists of words 2 and 3, and its score adds both
@@ -190,7 +190,7 @@ def check_burstiness_tfidf(burstiness_tfidf: Callable, *, quiet: bool = False) -
         elif isinstance(got, np.matrix):
             got = np.asarray(got)
         compare(ex, got, expected, call=call, atol=1e-5, rtol=1e-4)
-        c.cases += 1
+        c.count()
 
     # the lecture's counts: row 0 has a burst of word 0, which has idf 0 (it is in every image)
     lecture_idf = idf_of(sp.csr_matrix(LECTURE_COUNTS))

@@ -84,7 +84,7 @@ def _case(c: Checker, fn: Callable, expected: np.ndarray, slips: dict[str, np.nd
             if c.exercise.id == "4.1" else ""
         raise CheckFailed(f"{where}: got nan.{hint}")
     compare(c.exercise, got, expected, call=call, **tol)
-    c.cases += 1
+    c.count()
 
 
 # --------------------------------------------------------------------------- 4.1

@@ -118,7 +118,7 @@ def check_lsh_codes(lsh_codes: Callable, *, quiet: bool = False) -> None:
 
     def case(X, planes):
         expected = ref(X, planes)
-        got, where = c.start(lsh_codes, X=X, planes=planes)
+        got, where, call = c.start(lsh_codes, X=X, planes=planes)
         N, b = len(X), planes.shape[1]
         if isinstance(got, np.ndarray) and got.shape == (N, b) and expected.shape != (N, b):
             raise CheckFailed(f"{where}: got {b} values per vector, one per bit: pack them 8 to a byte, "
@@ -127,8 +127,8 @@ def check_lsh_codes(lsh_codes: Callable, *, quiet: bool = False) -> None:
             raise CheckFailed(f"{where}: expected dtype uint8 (one byte holds 8 bits; np.packbits returns "
                               f"uint8), got {got.dtype}")
         diagnose(where, got, expected.astype(np.float64), _lsh_slips(X, planes), dict(atol=0, rtol=0))
-        compare(c.exercise, got, expected, call=where.split(": ", 1)[1], dtype=np.uint8)
-        c.cases += 1
+        compare(c.exercise, got, expected, call=call, dtype=np.uint8)
+        c.count()
 
     case(LECTURE_X, LECTURE_PLANES)
     rng = np.random.default_rng(_SEED)
@@ -179,14 +179,14 @@ def check_pq_encode(pq_encode: Callable, *, quiet: bool = False) -> None:
 
     def case(X, codebooks):
         expected = ref(X.astype(np.float32), codebooks.astype(np.float32)).astype(np.int64)
-        got, where = c.start(pq_encode, X=X, codebooks=codebooks)
+        got, where, call = c.start(pq_encode, X=X, codebooks=codebooks)
         if isinstance(got, np.ndarray) and got.shape == expected.shape and got.dtype.kind in "iu" \
                 and got.dtype != np.uint8:
             raise CheckFailed(f"{where}: expected dtype uint8, got {got.dtype}: a code is one byte per "
                               f"sub-quantizer (ksub <= 256), that is the compression; use .astype(np.uint8)")
         diagnose(where, got, expected.astype(np.float64), _pq_slips(X, codebooks), dict(atol=0, rtol=0))
-        compare(c.exercise, got, expected.astype(np.uint8), call=where.split(": ", 1)[1], dtype=np.uint8)
-        c.cases += 1
+        compare(c.exercise, got, expected.astype(np.uint8), call=call, dtype=np.uint8)
+        c.count()
 
     case(*lecture_pq())
     rng = np.random.default_rng(_SEED + 1)
@@ -234,13 +234,13 @@ def check_adc_table(adc_table: Callable, *, quiet: bool = False) -> None:
 
     def case(q, codebooks):
         expected = adc_tables(q[None], codebooks)[0].astype(np.float64)
-        got, where = c.start(adc_table, q=q, codebooks=codebooks)
+        got, where, call = c.start(adc_table, q=q, codebooks=codebooks)
         if isinstance(got, np.ndarray) and got.shape == (1,) + expected.shape:
             raise CheckFailed(f"{where}: expected shape {expected.shape}, got shape {got.shape}: one query in, "
                               f"one (M, ksub) table out (drop the first axis)")
         diagnose(where, got, expected, _adc_slips(q, codebooks, expected), tol)
-        compare(c.exercise, got, expected, call=where.split(": ", 1)[1], **tol)
-        c.cases += 1
+        compare(c.exercise, got, expected, call=call, **tol)
+        c.count()
 
     X, codebooks = lecture_pq()
     case(X[0], codebooks)

@@ -72,7 +72,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .check import CheckFailed, Checker, Exercise, call_student, call_text, compare, describe, diagnose
+from .check import (
+    CheckFailed, Checker, Exercise, call_student, call_text, compare, describe, diagnose, input_changed,
+)
 
 __all__ = ["check_mac", "check_spoc", "check_gem", "check_rmac_regions", "check_crow_weights", "lecture_map"]
 
@@ -118,9 +120,10 @@ def _numpy(value: Any) -> Any:
     return value
 
 
-def _call_on_map(c: Checker, fn: Callable, x: np.ndarray, **extra: Any) -> tuple[Any, str]:
+def _call_on_map(c: Checker, fn: Callable, x: np.ndarray, **extra: Any) -> tuple[Any, str, str]:
     """Call ``fn(torch.from_numpy(x), *extra)`` as :func:`call_student` does; messages describe ``x`` as
-    an array. The tensor shares memory with the copy the check keeps, so an in-place change is caught."""
+    an array. The tensor shares memory with the copy the check keeps, so an in-place change is caught.
+    Returns ``(result, where, call)``, as :meth:`Checker.start` does."""
     import torch
 
     name = getattr(fn, "__name__", c.exercise.function)
@@ -133,13 +136,12 @@ def _call_on_map(c: Checker, fn: Callable, x: np.ndarray, **extra: Any) -> tuple
     try:
         got = call_student(c.exercise, on_tensor, args, timeout=c.timeout)
     except CheckFailed as e:
-        text = str(e)
-        if "changed its input" in text:    # the hint of call_student is NumPy's; say it for a tensor
-            raise CheckFailed(text.split("; leave the inputs")[0] + "; leave the map as it is: no in-place "
-                              "operations such as x.clamp_(...), x[...] = ... or x += ...; work on x.clone()"
-                              ) from None
+        if e.kind == "mutated":    # the advice of call_student is NumPy's; give it for a tensor
+            raise input_changed(e.label, e.call, e.argument, "leave the map as it is: no in-place operations "
+                                "such as x.clamp_(...), x[...] = ... or x += ...; work on x.clone()") from None
         raise
-    return got, f"{c.exercise.label}: {call_text(name, args)}"
+    call = call_text(name, args)
+    return got, c.where(call), call
 
 
 def _as_result(got: Any, where: str) -> Any:
@@ -179,7 +181,7 @@ def _relu_map(rng: np.random.Generator, B: int, C: int, H: int, W: int, shift: f
 def _pooling_case(c: Checker, fn: Callable, x: np.ndarray, expected: np.ndarray,
                   slips: Callable[[], dict[str, np.ndarray]], **extra: Any) -> None:
     """One case of a pooling check: call, shape, the known slips (computed only on a wrong answer), the values."""
-    got, where = _call_on_map(c, fn, x, **extra)
+    got, where, call = _call_on_map(c, fn, x, **extra)
     got = _as_result(got, where)
     _pooled_shape_hint(got, where, *x.shape[:2])
     if isinstance(got, np.ndarray) and got.shape == expected.shape and got.dtype.kind == "f" \
@@ -189,8 +191,8 @@ def _pooling_case(c: Checker, fn: Callable, x: np.ndarray, expected: np.ndarray,
     if not (isinstance(got, np.ndarray) and got.shape == expected.shape
             and np.allclose(got.astype(np.float64), expected, **_TOL)):
         diagnose(where, got, expected, slips(), _TOL)
-    compare(c.exercise, got, expected, call=where.split(": ", 1)[1], **_TOL)
-    c.cases += 1
+    compare(c.exercise, got, expected, call=call, **_TOL)
+    c.count()
 
 
 # --------------------------------------------------------------------------- 7.1 MAC
@@ -461,7 +463,7 @@ def check_rmac_regions(rmac_regions: Callable, *, quiet: bool = False) -> None:
         got = _as_regions(c.call(rmac_regions, **args), where)
         g, e = _sorted_rows(got), _sorted_rows(expected)
         if g.shape == e.shape and np.array_equal(g, e):
-            c.cases += 1
+            c.count()
             return
         for hint, answer in _region_slips(H, W, L).items():
             a = _sorted_rows(answer)
@@ -492,7 +494,7 @@ def check_rmac_regions(rmac_regions: Callable, *, quiet: bool = False) -> None:
                 raise CheckFailed(f"{where}: at scale l = {l} (side {side}) the {which} edges should be {exp_}, "
                                   f"got {got_}")
         compare(ex, g, e, call=call_text(name, args) + ", rows sorted")
-        c.cases += 1
+        c.count()
 
     for H, W, L in REGION_CASES:
         case(H, W, L)
@@ -579,7 +581,7 @@ def check_crow_weights(crow_weights: Callable, *, quiet: bool = False) -> None:
 
     def case(x: np.ndarray) -> None:
         alpha, beta = _crow_reference(x)
-        got, where = _call_on_map(c, crow_weights, x)
+        got, where, call = _call_on_map(c, crow_weights, x)
         if got is None:
             raise CheckFailed(f"{where} returned None — did you forget `return`?")
         if not isinstance(got, (tuple, list)) or len(got) != 2:
@@ -587,7 +589,6 @@ def check_crow_weights(crow_weights: Callable, *, quiet: bool = False) -> None:
                               f"{describe(_numpy(got))} ({type(got).__name__})")
         g_alpha, g_beta = (_numpy(v) for v in got)
         B, C, H, W = x.shape
-        call = where.split(": ", 1)[1]
         if isinstance(g_alpha, np.ndarray) and g_alpha.shape == (B, C) and isinstance(g_beta, np.ndarray) \
                 and g_beta.shape == (B, H, W):
             raise CheckFailed(f"{where}: return (alpha, beta): the spatial weights (B, H, W) first, the channel "
@@ -610,7 +611,7 @@ def check_crow_weights(crow_weights: Callable, *, quiet: bool = False) -> None:
             raise CheckFailed(f"{where}: beta contains inf or nan")
         diagnose(f"{where}, beta", g_beta, beta, _channel_slips(x), _TOL)
         compare(c.exercise, g_beta, beta, call=call + ", beta", **_TOL)
-        c.cases += 1
+        c.count()
 
     for x in _crow_cases(np.random.default_rng(_SEED + 3)):
         case(x)

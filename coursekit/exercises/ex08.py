@@ -84,7 +84,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .check import CheckFailed, Checker, Exercise, call_student, call_text, compare, describe, diagnose
+from .check import (
+    CheckFailed, Checker, Exercise, call_student, call_text, compare, describe, diagnose, input_changed,
+)
 
 __all__ = ["check_contrastive_loss", "check_triplet_loss", "check_hard_negatives", "lecture_mining",
            "contrastive_cases", "triplet_cases", "mining_cases", "LECTURE_POOL_ANGLES", "LECTURE_POOL_LABELS",
@@ -141,7 +143,7 @@ def _call_loss(c: Checker, fn: Callable, arrays: dict[str, np.ndarray], extra: d
     Messages describe the tensors as arrays. Without ``grad`` the tensors share memory with the copies
     the check keeps, so an in-place change is caught. With ``grad``, the tensors named there are leaves
     that require gradients, and an exception of the student's is handed back (with the tensors) rather
-    than raised. Returns ``(result, where, tensors, error)``.
+    than raised. Returns ``(result, call, tensors, error)``; ``c.where(call)`` starts a message about it.
     """
     import torch
 
@@ -166,21 +168,26 @@ def _call_loss(c: Checker, fn: Callable, arrays: dict[str, np.ndarray], extra: d
 
     on_tensors.__name__ = name
     args = {**arrays, **extra}
-    where = f"{c.exercise.label}: {call_text(name, args)}"
     try:
         got = call_student(c.exercise, on_tensors, args, timeout=c.timeout, allow_mutation=bool(grad))
     except CheckFailed as e:
-        text = str(e)
-        if "changed its input" in text:    # the hint of call_student is NumPy's; say it for a tensor
-            k = text.split("changed its input `", 1)[1].split("`", 1)[0]
-            raise CheckFailed(text.split("; leave the inputs")[0] + f"; leave the inputs as they are: no in-place "
-                              f"operations such as {k}.sub_(...), {k}[...] = ... or {k} /= ...; work on "
-                              f"{k}.clone()") from None
-        if "raised RuntimeError" in text and "must match the size of tensor" in text and "negative" in arrays:
-            raise CheckFailed(text + " — negative is (B, K, D): compare each anchor with its K negatives through "
-                              "anchor[:, None, :], shape (B, 1, D)") from None
+        if e.kind == "mutated":    # the advice of call_student is NumPy's; give it for a tensor
+            k = e.argument
+            raise input_changed(e.label, e.call, k, f"leave the inputs as they are: no in-place operations "
+                                f"such as {k}.sub_(...), {k}[...] = ... or {k} /= ...; work on {k}.clone()"
+                                ) from None
+        if _broadcast_negatives(e) and "negative" in arrays:
+            raise e.amended(" — negative is (B, K, D): compare each anchor with its K negatives through "
+                            "anchor[:, None, :], shape (B, 1, D)") from None
         raise
-    return got, where, tensors, box.get("error")
+    return got, call_text(name, args), tensors, box.get("error")
+
+
+def _broadcast_negatives(e: CheckFailed) -> bool:
+    """Whether the student's function raised torch's error for tensors whose sizes do not broadcast
+    (what comparing the anchors (B, D) with the negatives (B, K, D) directly gives)."""
+    return e.kind == "raised" and e.exception_type == "RuntimeError" \
+        and "must match the size of tensor" in (e.exception_message or "")
 
 
 def _loss_value(got: Any, where: str, expected: float, shape_hint: str) -> float:
@@ -233,12 +240,13 @@ def _loss_case(c: Checker, fn: Callable, reference: Callable, arrays: dict[str, 
     expected = float(ref.detach())
     ref_grads = {k: t.grad.numpy() for k, t in leaves.items() if t.requires_grad}
 
-    got, where, _, _ = _call_loss(c, fn, arrays, extra)
+    got, call, _, _ = _call_loss(c, fn, arrays, extra)
+    where = c.where(call)
     value = _loss_value(got, where, expected, shape_hint)
     if np.isnan(value):
         raise CheckFailed(f"{where}: expected {expected:.4g}, got nan")
     diagnose(where, np.asarray(value), np.asarray(expected), slips(), _TOL)
-    compare(c.exercise, value, expected, call=where.split(": ", 1)[1], **_TOL)
+    compare(c.exercise, value, expected, call=call, **_TOL)
 
     # the same inputs, now requiring gradients, as in training
     got, _, tensors, error = _call_loss(c, fn, arrays, extra, grad=tuple(ref_grads))
@@ -271,7 +279,7 @@ def _loss_case(c: Checker, fn: Callable, reference: Callable, arrays: dict[str, 
             raise CheckFailed(f"{where}: the loss's value is right but its gradient with respect to {k} is not (at "
                               f"index {i} expected {g_ref[i]:.4g}, got {g[i]:.4g}): is part of it detached, or "
                               f"computed outside torch? {_TORCH}.")
-    c.cases += 1
+    c.count()
 
 
 # --------------------------------------------------------------------------- 8.1 the contrastive loss
@@ -568,7 +576,7 @@ def check_hard_negatives(hard_negatives: Callable, *, quiet: bool = False) -> No
                 sims = q.astype(np.float64) @ pool.astype(np.float64).T
                 _rows_report(got.astype(np.int64), where, sims, q_labels, pool_labels)
         compare(ex, got, expected, call=call_text(name, args))
-        c.cases += 1
+        c.count()
 
     for args in mining_cases():
         case(*args)

@@ -94,13 +94,13 @@ def check_average_query_expansion(average_query_expansion: Callable, *, quiet: b
 
     def case(X_q, X_db, k):
         expected = ref(X_q, X_db, k).astype(np.float64)
-        got, where = c.start(average_query_expansion, X_q=X_q, X_db=X_db, k=k)
+        got, where, call = c.start(average_query_expansion, X_q=X_q, X_db=X_db, k=k)
         if isinstance(got, np.ndarray) and got.shape == (len(X_q), len(X_db)) and expected.shape != got.shape:
             raise CheckFailed(f"{where}: got a (Q, N) array, similarities: return the expanded query VECTORS, "
                               f"shape {expected.shape}, which the notebook then searches with")
         diagnose(where, got, expected, _qe_slips(X_q, X_db, k), dict(atol=1e-5, rtol=1e-5))
-        compare(c.exercise, got, expected, call=where.split(": ", 1)[1], atol=1e-5, rtol=1e-5)
-        c.cases += 1
+        compare(c.exercise, got, expected, call=call, atol=1e-5, rtol=1e-5)
+        c.count()
 
     # the small case: two clusters in the plane's first quadrant and third, the query near the first
     X_db = _unit(np.array([[1.0, 0.1, 0.0], [0.9, 0.3, 0.1], [0.7, 0.7, 0.0], [-1.0, 0.0, 0.2], [0.0, -1.0, 0.3]]))
@@ -162,7 +162,7 @@ def check_normalized_affinity(normalized_affinity: Callable, *, quiet: bool = Fa
 
     def case(A):
         expected = ref(sp.csr_matrix(A)).toarray().astype(np.float64)
-        got, where = c.start(normalized_affinity, A=A)
+        got, where, call = c.start(normalized_affinity, A=A)
         if sp.issparse(got):
             got = got.toarray()
         if isinstance(got, np.ndarray) and got.shape == expected.shape and got.dtype.kind == "f":
@@ -172,8 +172,8 @@ def check_normalized_affinity(normalized_affinity: Callable, *, quiet: bool = Fa
                 raise CheckFailed(f"{where}: vertex {i} has no edge (degree 0) and its row holds NaN or inf: "
                                   f"1 / sqrt(0) is infinite; give an isolated vertex the factor 0 instead")
         diagnose(where, got, expected, _affinity_slips(A), dict(atol=1e-6, rtol=1e-6))
-        compare(c.exercise, got, expected, call=where.split(": ", 1)[1], atol=1e-6, rtol=1e-6)
-        c.cases += 1
+        compare(c.exercise, got, expected, call=call, atol=1e-6, rtol=1e-6)
+        c.count()
 
     # the small case: a path 0 - 1 - 2 with weights 1 and 3, and vertex 3 alone
     case(np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 3.0, 0.0], [0.0, 3.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
@@ -241,7 +241,7 @@ def check_conjugate_gradient(conjugate_gradient: Callable, *, quiet: bool = Fals
 
         exact = np.linalg.solve(M, b)
         cg = _cg_float64(M, b, tol, maxiter)
-        got, where = c.start(conjugate_gradient, matvec=matvec, b=b, tol=tol, maxiter=maxiter)
+        got, where, call = c.start(conjugate_gradient, matvec=matvec, b=b, tol=tol, maxiter=maxiter)
         if len(calls) > maxiter:
             raise CheckFailed(f"{where}: called matvec {len(calls)} times: stop after maxiter = {maxiter} "
                               f"products, even if the tolerance is not reached")
@@ -257,8 +257,8 @@ def check_conjugate_gradient(conjugate_gradient: Callable, *, quiet: bool = Fals
         scale = np.abs(exact).max()
         tol_abs = (1e-6 * scale) if not converged else max(10 * tol * np.linalg.norm(exact), 1e-9)
         diagnose(where, got, expected, slips, dict(atol=tol_abs, rtol=0))
-        compare(c.exercise, got, expected, call=where.split(": ", 1)[1], atol=tol_abs, rtol=0)
-        c.cases += 1
+        compare(c.exercise, got, expected, call=call, atol=tol_abs, rtol=0)
+        c.count()
 
     rng = np.random.default_rng(_SEED)
     M = np.array([[4.0, 1.0], [1.0, 3.0]])                               # the textbook 2 x 2 system

@@ -56,7 +56,7 @@ def check_plan_update(plan_update: Callable, *, quiet: bool = False) -> None:
     def case(indexed, found):
         before = copy.deepcopy((indexed, found))
         expected = ref(indexed, found)
-        got, where = c.start(plan_update, indexed=indexed, found=found)
+        got, where, _ = c.start(plan_update, indexed=indexed, found=found)
         if got is None:
             raise CheckFailed(f"{where} returned None — did you forget `return`?")
         if (indexed, found) != before:
@@ -86,7 +86,7 @@ def check_plan_update(plan_update: Callable, *, quiet: bool = False) -> None:
             raise CheckFailed(f"{where}: {name}: expected {e}, got {g}"
                               + (f" (should not be there: {extra[:3]})" if extra else "")
                               + (f" (left out: {lacking[:3]})" if lacking else ""))
-        c.cases += 1
+        c.count()
 
     case({"a.jpg": (10, 1), "b.jpg": (20, 2), "c.jpg": (30, 3)},
          {"a.jpg": (10, 1), "b.jpg": (20, 5), "d.jpg": (40, 4)})
@@ -115,7 +115,7 @@ def check_top_k(top_k: Callable, *, quiet: bool = False) -> None:
     def case(X, q, k, seconds=None):
         e_ids, e_scores = ref(X, q, k)
         start = time.perf_counter()
-        got, where = c.start(top_k, X=X, q=q, k=k)
+        got, where, call = c.start(top_k, X=X, q=q, k=k)
         took = time.perf_counter() - start
         if got is None:
             raise CheckFailed(f"{where} returned None — did you forget `return`?")
@@ -135,13 +135,13 @@ def check_top_k(top_k: Callable, *, quiet: bool = False) -> None:
             if np.array_equal(ids, np.argsort(np.linalg.norm(X - q, axis=1), kind="stable")[:len(ids)]):
                 raise CheckFailed(f"{where}: these are the nearest rows by Euclidean distance; rank by the dot "
                                   "product X @ q (the same only for unit vectors)")
-        compare(c.exercise, ids, e_ids, call=where.split(": ", 1)[1] + " -> ids")
-        compare(c.exercise, scores, e_scores.astype(np.float64), call=where.split(": ", 1)[1] + " -> scores",
+        compare(c.exercise, ids, e_ids, call=call + " -> ids")
+        compare(c.exercise, scores, e_scores.astype(np.float64), call=call + " -> scores",
                 atol=1e-5, rtol=1e-5)
         if seconds is not None and took > seconds:
             raise CheckFailed(f"{where}: took {took:.2f} s for N = {len(X):,}: compute the scores with one matrix "
                               "product and pick the top k with np.argpartition, without a Python loop")
-        c.cases += 1
+        c.count()
 
     X = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [-1.0, 0.0], [0.8, 0.6]], np.float32)
     case(X, np.array([1.0, 0.0], np.float32), 3)
