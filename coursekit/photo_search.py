@@ -83,14 +83,14 @@ def describe_method(method: str, net) -> dict:
     """What decides a vector of ``method`` computed with the loaded network ``net``
     (:func:`coursekit.cnn.backbones.load_backbone`): ``{"method", "backbone", "weights", "size", "scales"}``
     (``weights``: the weights file's name, size and time, as the feature cache keys it)."""
-    from .cnn.extract import _weights_key
+    from .cnn.extract import weights_key
     from .methods import CNN_SIZE, MULTI_SCALE
 
     if method not in PHOTO_METHODS:
         raise PhotoIndexError(f"method {method!r} cannot index single photos; use one of {', '.join(PHOTO_METHODS)} "
                               "(the others need a vocabulary or a dataset to learn from)")
     scales = [float(s) for s in MULTI_SCALE] if method == "gem_ms" else [1.0]
-    return {"method": method, "backbone": net.name, "weights": _weights_key(net),
+    return {"method": method, "backbone": net.name, "weights": weights_key(net),
             "size": CNN_SIZE if method != "fc" else 224, "scales": scales}
 
 

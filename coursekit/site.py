@@ -389,7 +389,7 @@ def build_site(out: Path, executed: Path, students: Path, *, failed: Mapping[str
     as ``make course`` writes them into ``build/course``), ``students`` the
     student notebooks (``notebooks/``). ``failed`` maps a notebook's file
     name to the error that stopped its execution (from
-    :func:`coursekit.course._execute_notebooks`); an error output inside an
+    :func:`coursekit.course.execute_notebooks`); an error output inside an
     executed notebook is found without it. Either way the notebook's solved
     page opens with the error, and the index says so.
 
