@@ -44,8 +44,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -56,6 +54,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..cache import atomic_write
 from ..cnn.backbones import Backbone, load_backbone
 from ..cnn.pooling import GeM
 from .losses import contrastive_loss, triplet_loss
@@ -267,18 +266,6 @@ def _differences(stored: dict, wanted: dict) -> list[str]:
             for k in keys if stored.get(k) != wanted.get(k)]
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _epoch_tuples(rng: np.random.Generator, labels: np.ndarray, queries: int, pool_size: int):
     """This epoch's queries, their positives and the pool of negatives: ``(q (n,), p (n,), pool (P,))`` int64
     indices into the training split."""
@@ -470,8 +457,9 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", p=f"{history[-1]['p']:.2f}")
         head.meta = {**meta, "epochs": epoch + 1, "loaded_epochs": start}
         if path is not None:
-            _save_atomic({"meta": meta, "epoch": epoch + 1, "history": history, "head": head.state_dict(),
-                          "optimizer": optimizer.state_dict()}, path)
+            with atomic_write(path) as tmp:
+                torch.save({"meta": meta, "epoch": epoch + 1, "history": history, "head": head.state_dict(),
+                            "optimizer": optimizer.state_dict()}, tmp)
     return head.eval(), history
 
 
