@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .timing import timed
+
 __all__ = ["CONTENT_DIGEST_MAX", "cache_root", "key_digest", "array_digest", "file_key", "files_fingerprint", "atomic_write",
            "save_npz_atomic", "cached_arrays"]
 
@@ -147,9 +149,7 @@ def cached_arrays(
             return arrays, float(arrays.pop(_SECONDS))
         except Exception as err:  # a half-written or damaged file
             warnings.warn(f"cache entry {path} is unreadable ({err}); recomputing it", stacklevel=2)
-    start = time.perf_counter()
-    arrays = compute()
-    seconds = time.perf_counter() - start
+    seconds, arrays = timed(compute)
     if _SECONDS in arrays:
         raise ValueError(f"{_SECONDS!r} is a reserved array name in the cache")
     meta = {"key": key, "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%d %H:%M:%S")}

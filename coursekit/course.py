@@ -30,6 +30,7 @@ import numpy as np
 from . import __version__
 from .datasets import DATASET_NAMES, DatasetError, load_dataset
 from .methods import GLOBAL_METHODS, METHODS, RERANKINGS, evaluate_method
+from .timing import timed
 
 __all__ = ["run_course", "present_datasets", "write_report", "package_digest", "descriptor_search", "INDEXED",
            "SEARCH_CONFIGS", "execute_notebooks"]
@@ -78,9 +79,8 @@ def execute_notebooks(out: Path, timeout: int) -> list[dict]:
             records.append({"notebook": src.name, "status": "unchanged", "seconds": None})
             continue
         print(f"[course] executing {src.name} ...", flush=True)
-        start = time.perf_counter()
-        error = execute_notebook(src, dest, timeout=timeout)
-        seconds = round(time.perf_counter() - start, 1)
+        seconds, error = timed(lambda: execute_notebook(src, dest, timeout=timeout))
+        seconds = round(seconds, 1)
         if error:
             print(f"[course] {src.name} FAILED after {seconds} s: {error}", flush=True)
             records.append({"notebook": src.name, "status": "failed", "error": error, "seconds": seconds})
@@ -189,9 +189,7 @@ def descriptor_search(ds, n_db: int = 100_000, n_queries: int = 1_000, n_train: 
                                                          f"{39 * CONFIGS['ivfpq']['nlist']:,} training vectors"})
                 continue
             index = KDTreeIndex(**KDTREE, seed=seed) if config == "kdtree" else ours(config, seed=seed)
-            start = time.perf_counter()
-            index.train(X_train).add(X_db)
-            build = time.perf_counter() - start
+            build, _ = timed(lambda: index.train(X_train).add(X_db))
             params = KDTREE if config == "kdtree" else CONFIGS[config]
             rows.append({"index": config, "params": ", ".join(f"{k}={v}" for k, v in params.items()),
                          **evaluate_index(index, X_q, gt), "build_seconds": build})

@@ -49,6 +49,7 @@ from .datasets import Dataset
 from .evaluation import evaluate, ranks_from_similarities
 from .gist import gist_descriptor
 from .images import crop, load_image
+from .timing import timed
 from .whitening import fit_pca_whitening, fit_shrunk_whitening, l2_normalize
 
 __all__ = ["Retrieval", "METHODS", "GLOBAL_METHODS", "describe_methods", "query_image", "extract_global",
@@ -812,9 +813,7 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     start = time.perf_counter()
     result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None, **params)
     if rerank is not None:
-        t0 = time.perf_counter()
-        result = reranked(result, rerank)
-        rerank_seconds = time.perf_counter() - t0
+        rerank_seconds, result = timed(lambda: reranked(result, rerank))
     scores = evaluate(ranks_from_similarities(result.sims), ds)
     trained_on = f"(trained on {params['train_on']})" if params.get("train_on") else ""
     out = {"dataset": ds.name, "method": name + trained_on + ("+whiten" if whiten else "")
@@ -830,9 +829,7 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     else:
         X_train = result.X_train if result.X_train is not None else result.X_db
         idx = build_index(index, X_train, result.X_db, M=M, nbits=nbits, nlist=nlist, nprobe=nprobe, seed=seed)
-        t0 = time.perf_counter()
-        _, I = idx.search(result.X_q, ds.n_db)
-        search_seconds = time.perf_counter() - t0
+        search_seconds, (_, I) = timed(lambda: idx.search(result.X_q, ds.n_db))
         ranked = evaluate(index_ranks(I, ds.n_db), ds)
         recall = neighbour_recall(squared_distances(result.X_q, result.X_db), I,
                                   [r for r in (1, 10, 100) if r <= ds.n_db])

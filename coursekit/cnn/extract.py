@@ -291,21 +291,13 @@ def measure_throughput(images: Sequence[np.ndarray], backbone: Backbone, size: i
     size, on the same images in the same run; the best of ``repeat`` runs each, after one warm-up image.
     Returns ``[{"path", "batch_size", "images_per_s", "ratio"}]``, ``ratio`` to the plain loop (> 1: faster).
     Raises if coursekit's GeM differs from the plain loop's (the comparison would be meaningless)."""
-    import time
-
-    def best(fn):
-        times, result = [], None
-        for _ in range(repeat):
-            start = time.perf_counter()
-            result = fn()
-            times.append(time.perf_counter() - start)
-        return min(times), result
+    from ..timing import best_of
 
     plain_loop(images[:1], backbone, size)
-    t_plain, ref = best(lambda: plain_loop(images, backbone, size))
+    t_plain, ref = best_of(lambda: plain_loop(images, backbone, size), repeat)
     rows = [{"path": "plain loop (GeM)", "batch_size": 1, "images_per_s": len(images) / t_plain, "ratio": 1.0}]
     for b in batch_sizes:
-        t, out = best(lambda: pooled_descriptors(images, backbone, size, batch_size=b))
+        t, out = best_of(lambda: pooled_descriptors(images, backbone, size, batch_size=b), repeat)
         if not np.allclose(out["gem"], ref, rtol=1e-3, atol=1e-4):
             raise AssertionError("coursekit's GeM differs from the plain loop's")
         rows.append({"path": "coursekit (5 poolings)", "batch_size": b, "images_per_s": len(images) / t,
