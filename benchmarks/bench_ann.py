@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 
 from coursekit.ann import KDTreeIndex, recall_at, synthetic_vectors, true_neighbours
 from coursekit.ann.compare import CONFIGS, compare
+from coursekit.timing import timed
 
 
 def load_sift(n_db: int, n_train: int, n_q: int, seed: int = 0):
@@ -208,9 +209,7 @@ def kd_tree_table(X_db: np.ndarray, X_q: np.ndarray, gt: np.ndarray) -> None:
         print(f"| scikit-learn KDTree (exact, build included) | {r[1]:.3f} | {r[10]:.3f} | {t:.2f} | - |")
         for n_trees, budget in ((1, None), (1, 64), (4, 64), (8, 256)):
             index = KDTreeIndex(leaf_size=32, n_trees=n_trees, max_leaves=budget).add(X_db)
-            start = time.perf_counter()
-            _, I = index.search(X_q, 10)
-            t = time.perf_counter() - start
+            t, (_, I) = timed(lambda: index.search(X_q, 10))
             r = recall_at(I, gt, (1, 10))
             print(f"| ours, {n_trees} tree(s), max_leaves={budget} | {r[1]:.3f} | {r[10]:.3f} | {t:.2f} "
                   f"| {index.leaves_visited / len(X_q):.0f} |", flush=True)

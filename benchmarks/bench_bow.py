@@ -22,26 +22,17 @@ core counts, and does not swing when other work shares the machine.
 """
 
 import argparse
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from coursekit.bow import InvertedFile, word_counts
+from coursekit.timing import best_of
 
 
 def zipf_words(rng, k, n):
     p = 1.0 / np.arange(1, k + 1) ** 0.8
     return rng.choice(k, size=n, p=p / p.sum())
-
-
-def best_of(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main() -> None:
@@ -64,11 +55,11 @@ def main() -> None:
             dense_q = q_vec.toarray()                      # (Q, K)
             rows = [q_vec[i] for i in range(q_vec.shape[0])]
             # one at a time: how a search engine answers; a vector-matrix product for the dense path
-            t1_sparse, s1 = best_of(lambda: [inv.score(r) for r in rows])
-            t1_dense, d1 = best_of(lambda: [dense_q[i] @ dense_db for i in range(len(rows))])
+            t1_sparse, s1 = best_of(lambda: [inv.score(r) for r in rows], 3)
+            t1_dense, d1 = best_of(lambda: [dense_q[i] @ dense_db for i in range(len(rows))], 3)
             # batched: the dense path becomes one matrix-matrix product, BLAS's best case
-            tb_sparse, sb = best_of(lambda: inv.score(q_vec))
-            tb_dense, db_ = best_of(lambda: dense_q @ dense_db)
+            tb_sparse, sb = best_of(lambda: inv.score(q_vec), 3)
+            tb_dense, db_ = best_of(lambda: dense_q @ dense_db, 3)
             assert np.allclose(np.vstack(s1), np.vstack(d1), atol=1e-5) and np.allclose(sb, db_, atol=1e-5)
             density = db.nnz / (db.shape[0] * k)
             line = f"{per_image:>11d} {k:>7d} {density:>8.1%} "

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from coursekit import grading  # noqa: E402
+from coursekit.timing import timed  # noqa: E402
 
 
 def main() -> int:
@@ -48,9 +49,7 @@ def main() -> int:
         print(f"{'how':<34} {'s':>8} {'s/submission':>13} {'ratio':>7}")
         print(f"{'execution alone (nbclient, peer)':<34} {peer:8.1f} {peer / args.n:13.2f} {1.0:7.2f}")
         for jobs in args.jobs:
-            start = time.perf_counter()
-            results = grading.grade_paths([folder], timeout=120, jobs=jobs)
-            seconds = time.perf_counter() - start
+            seconds, results = timed(lambda: grading.grade_paths([folder], timeout=120, jobs=jobs))
             full = sum(r.points == r.max_points > 0 for r in results)
             print(f"{f'grader, --jobs {jobs} ({full}/{args.n} full marks)':<34} {seconds:8.1f} "
                   f"{seconds / args.n:13.2f} {seconds / peer:7.2f}")

@@ -18,13 +18,13 @@
 
 import argparse
 import os
-import time
 
 import cv2
 import numpy as np
 
 from coursekit import geometry, local
 from coursekit.datasets import load_dataset
+from coursekit.timing import timed
 
 
 def cv2_loop(paths, max_features):
@@ -35,12 +35,6 @@ def cv2_loop(paths, max_features):
         keypoints, desc = sift.detectAndCompute(grey, None)
         total += len(keypoints)
     return total
-
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - start, out
 
 
 def bench_extraction(paths, max_features, repeats):

@@ -13,7 +13,6 @@
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from oracles import iscen_diffusion  # noqa: E402
 from coursekit import methods, rerank  # noqa: E402
 from coursekit.datasets import load_dataset  # noqa: E402
 from coursekit.evaluation import evaluate, ranks_from_similarities  # noqa: E402
+from coursekit.timing import timed  # noqa: E402
 
 
 def synthetic(n: int, d: int, seed: int = 0, per_arc: int = 100) -> np.ndarray:
@@ -51,12 +51,8 @@ def main() -> None:
     print(f"{args.method} on {ds.name}: {ds.n_db} database vectors, {ds.n_queries} queries, {r.X_db.shape[1]}-D")
 
     rerank.diffusion(r.X_q[:1], r.X_db, A=rerank.knn_affinity(r.X_db))        # a first call pays for imports
-    start = time.perf_counter()
-    ours = rerank.diffusion(r.X_q, r.X_db, A=rerank.knn_affinity(r.X_db))
-    t_ours = time.perf_counter() - start
-    start = time.perf_counter()
-    theirs = iscen_diffusion(r.X_db.astype(np.float64), r.X_q.astype(np.float64))
-    t_theirs = time.perf_counter() - start
+    t_ours, ours = timed(lambda: rerank.diffusion(r.X_q, r.X_db, A=rerank.knn_affinity(r.X_db)))
+    t_theirs, theirs = timed(lambda: iscen_diffusion(r.X_db.astype(np.float64), r.X_q.astype(np.float64)))
     m_plain = evaluate(ranks_from_similarities(r.sims), ds)["map"]
     m_ours = evaluate(ranks_from_similarities(ours), ds)["map"]
     m_theirs = evaluate(ranks_from_similarities(theirs), ds)["map"]
@@ -71,16 +67,10 @@ def main() -> None:
         Q = X[:: max(1, args.n // 100)][:100] + 0.02 * np.random.default_rng(1).normal(size=(100, args.d))
         Q = (Q / np.linalg.norm(Q, axis=1, keepdims=True)).astype(np.float32)
         print(f"{args.n:,} synthetic {args.d}-D vectors, 100 queries")
-        start = time.perf_counter()
-        A = rerank.knn_affinity(X, rerank.GRAPH_K)
-        t_graph = time.perf_counter() - start
+        t_graph, A = timed(lambda: rerank.knn_affinity(X, rerank.GRAPH_K))
         print(f"  mutual {rerank.GRAPH_K}-NN graph: {t_graph:.1f} s, {A.nnz // 2:,} edges")
-        start = time.perf_counter()
-        full = rerank.diffusion(Q, X, A=A)
-        t_full = time.perf_counter() - start
-        start = time.perf_counter()
-        short = rerank.diffusion(Q, X, A=A, truncate=1000)
-        t_short = time.perf_counter() - start
+        t_full, full = timed(lambda: rerank.diffusion(Q, X, A=A))
+        t_short, short = timed(lambda: rerank.diffusion(Q, X, A=A, truncate=1000))
         same = np.mean([len(np.intersect1d(np.argsort(-full[q])[:100], np.argsort(-short[q])[:100])) / 100
                         for q in range(len(Q))])
         print(f"  full diffusion:      {1e3 * t_full / len(Q):8.1f} ms per query (100 solved together)")

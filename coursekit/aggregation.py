@@ -40,7 +40,8 @@ def power_normalize(v: np.ndarray, alpha: float = 0.5) -> np.ndarray:
 
 
 def l2_normalize(v: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Divide by the L2 norm along ``axis`` (a zero vector stays zero)."""
+    """``v`` divided by its L2 norm along ``axis`` (the last: each row of ``(N, D)`` rows), as float32 of ``v``'s
+    shape; a zero vector stays zero (the norm is floored at 1e-12)."""
     v = np.asarray(v, dtype=np.float32)
     return v / np.maximum(np.linalg.norm(v, axis=axis, keepdims=True), 1e-12)
 

@@ -16,15 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CONTENT_DIGEST_MAX", "cache_root", "key_digest", "array_digest", "file_key", "files_fingerprint", "save_npz_atomic", "cached_arrays"]
+from .timing import timed
+
+__all__ = ["CONTENT_DIGEST_MAX", "cache_root", "key_digest", "array_digest", "file_key", "files_fingerprint", "atomic_write",
+           "save_npz_atomic", "cached_arrays"]
 
 _SECONDS = "_compute_seconds"  # stored beside the arrays
 
@@ -89,18 +94,31 @@ def files_fingerprint(paths: Sequence[Path]) -> str:
     return h.hexdigest()[:24]
 
 
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` of ``arrays`` into ``path`` through a temporary file in the same folder, renamed over
-    ``path`` at the end: a reader never sees half a file, and an interrupted write leaves no debris."""
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Write ``path`` whole or not at all: ``with atomic_write(path) as tmp: ...`` writes a file (or a folder)
+    at ``tmp``, a fresh name beside ``path`` (``.NAME.RANDOM.tmp``, not created yet), renamed over ``path``
+    when the block ends. A reader never sees half of it; if the block raises, what it wrote at ``tmp`` is
+    removed and ``path`` is left as it was. The folder is created if missing."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise
+
+
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` of ``arrays`` into ``path`` through :func:`atomic_write`: a reader never sees half a file,
+    and an interrupted write leaves no debris."""
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:   # a file object: np.savez would add .npz to a name
+        np.savez(f, **arrays)
 
 
 def cached_arrays(
@@ -131,9 +149,7 @@ def cached_arrays(
             return arrays, float(arrays.pop(_SECONDS))
         except Exception as err:  # a half-written or damaged file
             warnings.warn(f"cache entry {path} is unreadable ({err}); recomputing it", stacklevel=2)
-    start = time.perf_counter()
-    arrays = compute()
-    seconds = time.perf_counter() - start
+    seconds, arrays = timed(compute)
     if _SECONDS in arrays:
         raise ValueError(f"{_SECONDS!r} is a reserved array name in the cache")
     meta = {"key": key, "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%d %H:%M:%S")}

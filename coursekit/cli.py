@@ -135,14 +135,14 @@ def _cmd_course(args) -> int:
 
 
 def _cmd_site(args) -> int:
-    from .course import REPO, _execute_notebooks
+    from .course import REPO, execute_notebooks
     from .site import SiteError, build_site, check_site_dir
 
     out, executed = Path(args.out), Path(args.executed)
     try:
         check_site_dir(out)  # a folder the site may not replace is refused before minutes of execution
         executed.mkdir(parents=True, exist_ok=True)
-        records = _execute_notebooks(executed, args.timeout)  # unchanged notebooks are kept, not re-run
+        records = execute_notebooks(executed, args.timeout)  # unchanged notebooks are kept, not re-run
         failed = {r["notebook"]: r["error"] for r in records if r["status"] == "failed"}
         index = build_site(out, executed, REPO / "notebooks", failed=failed)
     except SiteError as err:

@@ -30,9 +30,10 @@ import numpy as np
 from . import __version__
 from .datasets import DATASET_NAMES, DatasetError, load_dataset
 from .methods import GLOBAL_METHODS, METHODS, RERANKINGS, evaluate_method
+from .timing import timed
 
 __all__ = ["run_course", "present_datasets", "write_report", "package_digest", "descriptor_search", "INDEXED",
-           "SEARCH_CONFIGS"]
+           "SEARCH_CONFIGS", "execute_notebooks"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,8 +60,9 @@ def present_datasets() -> list[str]:
     return names
 
 
-def _execute_notebooks(out: Path, timeout: int) -> list[dict]:
-    """Execute ``solutions/*.ipynb`` in order into ``out``; skip unchanged ones."""
+def execute_notebooks(out: Path, timeout: int) -> list[dict]:
+    """Execute ``solutions/*.ipynb`` in order into ``out``; skip unchanged ones. One record a notebook:
+    ``{"notebook": name, "status": "ok" | "failed" | "unchanged", "seconds": float or None, ...}``."""
     from .grading import execute_notebook
 
     records = []
@@ -77,9 +79,8 @@ def _execute_notebooks(out: Path, timeout: int) -> list[dict]:
             records.append({"notebook": src.name, "status": "unchanged", "seconds": None})
             continue
         print(f"[course] executing {src.name} ...", flush=True)
-        start = time.perf_counter()
-        error = execute_notebook(src, dest, timeout=timeout)
-        seconds = round(time.perf_counter() - start, 1)
+        seconds, error = timed(lambda: execute_notebook(src, dest, timeout=timeout))
+        seconds = round(seconds, 1)
         if error:
             print(f"[course] {src.name} FAILED after {seconds} s: {error}", flush=True)
             records.append({"notebook": src.name, "status": "failed", "error": error, "seconds": seconds})
@@ -170,10 +171,10 @@ def descriptor_search(ds, n_db: int = 100_000, n_queries: int = 1_000, n_train: 
     from .ann.compare import CONFIGS, ours
     from .bow import training_descriptors
     from .local import rootsift
-    from .methods import _sift_features
+    from .methods import sift_features
 
     rng = np.random.default_rng(seed)
-    fdb, fq, _ = _sift_features(ds, 500, progress)
+    fdb, fq, _ = sift_features(ds, 500, progress)
     X_db = rootsift(fdb.desc.astype(np.float32))
     X_q = rootsift(fq.desc.astype(np.float32))
     X_db = X_db[np.sort(rng.choice(len(X_db), min(n_db, len(X_db)), replace=False))]
@@ -188,9 +189,7 @@ def descriptor_search(ds, n_db: int = 100_000, n_queries: int = 1_000, n_train: 
                                                          f"{39 * CONFIGS['ivfpq']['nlist']:,} training vectors"})
                 continue
             index = KDTreeIndex(**KDTREE, seed=seed) if config == "kdtree" else ours(config, seed=seed)
-            start = time.perf_counter()
-            index.train(X_train).add(X_db)
-            build = time.perf_counter() - start
+            build, _ = timed(lambda: index.train(X_train).add(X_db))
             params = KDTREE if config == "kdtree" else CONFIGS[config]
             rows.append({"index": config, "params": ", ".join(f"{k}={v}" for k, v in params.items()),
                          **evaluate_index(index, X_q, gt), "build_seconds": build})
@@ -346,7 +345,7 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
     out.mkdir(parents=True, exist_ok=True)
     names = datasets or present_datasets()
     absent = [n for n in DATASET_NAMES if n not in names and n != "folder"] if not datasets else []
-    nb_records = _execute_notebooks(out, timeout) if notebooks else []
+    nb_records = execute_notebooks(out, timeout) if notebooks else []
 
     results, info, search, indexed, throughput = [], {}, {}, {}, {}
     for name in names:

@@ -457,7 +457,7 @@ def draw_result(ds: Dataset, result: ExplorerResult, title: str = ""):
             ax.axis("off")
             continue
         ax.imshow(_db_thumb(str(ds.db[result.ranking[r]])))
-        plot._frame(ax, colour[result.kinds[r]], 3.0)
+        plot.frame(ax, colour[result.kinds[r]], 3.0)
         ax.set_title(f"{r + 1}: {result.scores[r]:.3g}", fontsize=7, color=colour[result.kinds[r]])
     ax = right.subplots()
     if result.recall.size:
@@ -473,10 +473,10 @@ def draw_result(ds: Dataset, result: ExplorerResult, title: str = ""):
 
 def _draw_query(ax, ds: Dataset, q: int) -> None:
     """Query ``q`` with its box (when the dataset has boxes), framed in the query colour."""
-    thumb, scale = plot._thumbnail(ds.queries[q])
+    thumb, scale = plot.thumbnail(ds.queries[q])
     ax.imshow(thumb)
     if ds.bbx is not None:
         x1, y1, x2, y2 = ds.bbx[q] * scale
         ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=plot.QUERY, linewidth=2))
-    plot._frame(ax, plot.QUERY)
+    plot.frame(ax, plot.QUERY)
     ax.set_title(f"query {q}", fontsize=9, color=plot.QUERY)

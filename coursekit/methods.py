@@ -49,10 +49,11 @@ from .datasets import Dataset
 from .evaluation import evaluate, ranks_from_similarities
 from .gist import gist_descriptor
 from .images import crop, load_image
+from .timing import timed
 from .whitening import fit_pca_whitening, fit_shrunk_whitening, l2_normalize
 
 __all__ = ["Retrieval", "METHODS", "GLOBAL_METHODS", "describe_methods", "query_image", "extract_global",
-           "extract_train",
+           "extract_train", "sift_features",
            "color_hist", "color_inter", "gist", "sift_match", "sift_ransac", "bow", "bow_sv", "vlad", "fisher",
            "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "whitened", "RERANKINGS", "reranked", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
 
@@ -209,8 +210,9 @@ def gist(ds: Dataset, image_size: int = 128, progress: bool = True, with_train: 
                      X_train=None if X_tr is None else l2_normalize(X_tr))
 
 
-def _sift_features(ds: Dataset, max_features: int, progress: bool):
-    """RootSIFT-ready SIFT of the database and of the (cropped) queries, cached; and the seconds saved."""
+def sift_features(ds: Dataset, max_features: int, progress: bool):
+    """RootSIFT-ready SIFT of the database and of the (cropped) queries, cached (at most ``max_features`` an image,
+    as :func:`coursekit.local.extract_sift` gives them, one entry an image); and the seconds the cache saved."""
     fdb, s_db = local.extract_sift(ds.db, max_features=max_features, progress=progress, desc="sift: database")
     fq, s_q = local.extract_sift(ds.queries, ds.bbx, max_features=max_features, progress=progress,
                                  desc="sift: queries")
@@ -275,7 +277,7 @@ def sift_match(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortli
     about (query keypoints) x (keypoints of the images matched) x 128
     multiply-adds per query, in float32 matrix products.
     """
-    fdb, fq, seconds = _sift_features(ds, max_features, progress)
+    fdb, fq, seconds = sift_features(ds, max_features, progress)
     queries, colour_seconds = _sift_first_stage(ds, fdb, fq, ratio, shortlist, progress, "sift_match")
     sims = np.zeros((ds.n_queries, ds.n_db), np.float32)
     for q, _, _, _, scores in queries:
@@ -309,7 +311,7 @@ def sift_ransac(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortl
     keeps the first-stage order among equal counts; ``first_stage`` holds
     the ``sift_match`` similarities.
     """
-    fdb, fq, seconds = _sift_features(ds, max_features, progress)
+    fdb, fq, seconds = sift_features(ds, max_features, progress)
     queries, colour_seconds = _sift_first_stage(ds, fdb, fq, ratio, shortlist, progress, "sift_ransac")
     sims = np.zeros((ds.n_queries, ds.n_db), np.float32)
     first_stage = np.zeros((ds.n_queries, ds.n_db), np.float32)
@@ -346,7 +348,7 @@ def _split(values: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 def _bow_counts(ds: Dataset, k: int, max_features: int, progress: bool):
     """Term frequencies ``(N, k)`` and ``(Q, k)`` of the database and the queries,
     the SIFT features, and the seconds the cache saved."""
-    fdb, fq, seconds = _sift_features(ds, max_features, progress)
+    fdb, fq, seconds = sift_features(ds, max_features, progress)
     C, s_voc = bag_of_words.dataset_vocabulary(ds, k, progress=progress)
     base = {"dataset": ds.name, "max_features": max_features, "version": 1}
     w_db, s_db = _words(fdb, C, {**base, "part": "database", "files": files_fingerprint(ds.db)}, progress)
@@ -811,9 +813,7 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     start = time.perf_counter()
     result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None, **params)
     if rerank is not None:
-        t0 = time.perf_counter()
-        result = reranked(result, rerank)
-        rerank_seconds = time.perf_counter() - t0
+        rerank_seconds, result = timed(lambda: reranked(result, rerank))
     scores = evaluate(ranks_from_similarities(result.sims), ds)
     trained_on = f"(trained on {params['train_on']})" if params.get("train_on") else ""
     out = {"dataset": ds.name, "method": name + trained_on + ("+whiten" if whiten else "")
@@ -829,9 +829,7 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     else:
         X_train = result.X_train if result.X_train is not None else result.X_db
         idx = build_index(index, X_train, result.X_db, M=M, nbits=nbits, nlist=nlist, nprobe=nprobe, seed=seed)
-        t0 = time.perf_counter()
-        _, I = idx.search(result.X_q, ds.n_db)
-        search_seconds = time.perf_counter() - t0
+        search_seconds, (_, I) = timed(lambda: idx.search(result.X_q, ds.n_db))
         ranked = evaluate(index_ranks(I, ds.n_db), ds)
         recall = neighbour_recall(squared_distances(result.X_q, result.X_db), I,
                                   [r for r in (1, 10, 100) if r <= ds.n_db])

@@ -33,15 +33,13 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import save_npz_atomic
+from .cache import atomic_write, save_npz_atomic
 from .cnn.backbones import load_backbone
 from .images import ImageError, find_images, load_image
 from .whitening import l2_normalize
@@ -83,14 +81,14 @@ def describe_method(method: str, net) -> dict:
     """What decides a vector of ``method`` computed with the loaded network ``net``
     (:func:`coursekit.cnn.backbones.load_backbone`): ``{"method", "backbone", "weights", "size", "scales"}``
     (``weights``: the weights file's name, size and time, as the feature cache keys it)."""
-    from .cnn.extract import _weights_key
+    from .cnn.extract import weights_key
     from .methods import CNN_SIZE, MULTI_SCALE
 
     if method not in PHOTO_METHODS:
         raise PhotoIndexError(f"method {method!r} cannot index single photos; use one of {', '.join(PHOTO_METHODS)} "
                               "(the others need a vocabulary or a dataset to learn from)")
     scales = [float(s) for s in MULTI_SCALE] if method == "gem_ms" else [1.0]
-    return {"method": method, "backbone": net.name, "weights": _weights_key(net),
+    return {"method": method, "backbone": net.name, "weights": weights_key(net),
             "size": CNN_SIZE if method != "fc" else 224, "scales": scales}
 
 
@@ -374,15 +372,8 @@ vertical-align:top;font-size:12px}} img{{max-width:200px;max-height:200px}} .que
 .gone{{width:200px;height:150px;background:#eee;color:#a00;text-align:center;line-height:150px}}</style></head>
 <body><h1>{html.escape(_shown(title))}</h1><div class="query">{figure(query, "query")}</div><h2>Results</h2>{cells}</body></html>
 """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:  # the whole page or nothing: a failed write never leaves a page that blocks the next run
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(out) as tmp:  # the whole page or nothing: a failed write never leaves a page that blocks the next run
+        tmp.write_text(page, encoding="utf-8")
     return out
 
 

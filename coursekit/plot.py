@@ -17,13 +17,14 @@ from .datasets import Dataset
 from .images import load_image
 
 __all__ = ["CORRECT", "WRONG", "JUNK", "QUERY", "MATCH", "result_kinds", "show_images", "show_ranking",
-           "plot_pr_curves", "draw_keypoints", "draw_matches"]
+           "plot_pr_curves", "draw_keypoints", "draw_matches", "frame", "thumbnail"]
 
 CORRECT, WRONG, JUNK, QUERY = "#2ca02c", "#d62728", "#9a9a9a", "#1f77b4"
 _THUMB = 256  # longer side of thumbnails, pixels
 
 
-def _frame(ax, colour: str, width: float = 4.0) -> None:
+def frame(ax, colour: str, width: float = 4.0) -> None:
+    """Strip the axes' ticks and draw their border in ``colour`` (e.g. :data:`CORRECT`), ``width`` points wide."""
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -31,8 +32,9 @@ def _frame(ax, colour: str, width: float = 4.0) -> None:
         spine.set_linewidth(width)
 
 
-def _thumbnail(path: Path | str) -> tuple[np.ndarray, float]:
-    """A small copy of the image and the factor its coordinates were scaled by."""
+def thumbnail(path: Path | str) -> tuple[np.ndarray, float]:
+    """A small copy of the image, ``(h, w, 3) uint8`` with a longer side of at most 256 pixels, and the factor
+    (a float) its coordinates were scaled by."""
     full_h, full_w = load_image(path).shape[:2]
     thumb = load_image(path, max_size=_THUMB)
     return thumb, thumb.shape[1] / full_w
@@ -56,7 +58,7 @@ def show_images(paths: Sequence[Path | str], titles: Sequence[str] | None = None
             ax.axis("off")
             continue
         ax.imshow(load_image(paths[k], max_size=_THUMB))
-        _frame(ax, colours[k] if colours else "white", 3.0 if colours else 0.0)
+        frame(ax, colours[k] if colours else "white", 3.0 if colours else 0.0)
         if titles:
             ax.set_title(titles[k], fontsize=8)
     fig.tight_layout()
@@ -73,16 +75,16 @@ def show_ranking(ds: Dataset, q: int, ranking: Sequence[int], k: int = 8, size: 
     kinds = result_kinds(ds, q, ids)
     colour = {"correct": CORRECT, "wrong": WRONG, "junk": JUNK}
     fig, axes = plt.subplots(1, k + 1, figsize=(size * (k + 1), size * 1.15))
-    thumb, scale = _thumbnail(ds.queries[q])
+    thumb, scale = thumbnail(ds.queries[q])
     axes[0].imshow(thumb)
     if ds.bbx is not None:
         x1, y1, x2, y2 = ds.bbx[q] * scale
         axes[0].add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=QUERY, linewidth=2))
-    _frame(axes[0], QUERY)
+    frame(axes[0], QUERY)
     axes[0].set_title("query", fontsize=9, color=QUERY)
     for r, (ax, i, kind) in enumerate(zip(axes[1:], ids, kinds), start=1):
         ax.imshow(load_image(ds.db[i], max_size=_THUMB))
-        _frame(ax, colour[kind])
+        frame(ax, colour[kind])
         ax.set_title(f"{r}", fontsize=9, color=colour[kind])
     if title:
         fig.suptitle(title, fontsize=10)

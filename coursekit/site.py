@@ -34,17 +34,17 @@ that is neither empty nor a previous build (told apart by the marker file
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+from .cache import atomic_write
 
 __all__ = ["SiteError", "MARKER", "TITLE", "build_site", "check_site_dir", "mathjax_source", "notebook_headings",
            "rewrite_links", "remote_resources", "offline_icons", "notebook_errors", "write_api"]
@@ -389,7 +389,7 @@ def build_site(out: Path, executed: Path, students: Path, *, failed: Mapping[str
     as ``make course`` writes them into ``build/course``), ``students`` the
     student notebooks (``notebooks/``). ``failed`` maps a notebook's file
     name to the error that stopped its execution (from
-    :func:`coursekit.course._execute_notebooks`); an error output inside an
+    :func:`coursekit.course.execute_notebooks`); an error output inside an
     executed notebook is found without it. Either way the notebook's solved
     page opens with the error, and the index says so.
 
@@ -405,10 +405,9 @@ def build_site(out: Path, executed: Path, students: Path, *, failed: Mapping[str
         raise SiteError(f"no notebooks (NN_name.ipynb) in {executed} or {students}: run make course first, "
                         "or give --executed the folder of the executed solutions")
     mathjax = mathjax_source()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp's folder is private; a site is for reading
+    with atomic_write(out) as tmp:
+        tmp.mkdir()
+        tmp.chmod(0o755)  # a site is for reading, whatever the umask
         (tmp / MARKER).write_text("A course site written by `python -m coursekit site`; the whole folder is "
                                   "rewritten by the next build.\n")
         shutil.copytree(mathjax, tmp / "static" / "mathjax")
@@ -455,8 +454,4 @@ def build_site(out: Path, executed: Path, students: Path, *, failed: Mapping[str
         if out.exists():
             check_site_dir(out)  # again: it may have changed during the build
             shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / "index.html"

@@ -49,6 +49,8 @@ from pathlib import Path
 
 import nbformat
 
+from .cache import atomic_write
+
 __all__ = [
     "StudentifyError", "studentify", "studentify_source", "render", "generate", "stale",
     "is_up_to_date", "repo_dirs", "main",
@@ -220,9 +222,8 @@ def generate(solutions_dir: str | Path, notebooks_dir: str | Path, *, force: boo
     if plan:
         notebooks_dir.mkdir(parents=True, exist_ok=True)
     for dst, text in plan:
-        tmp = dst.with_name(dst.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(dst)
+        with atomic_write(dst) as tmp:
+            tmp.write_text(text, encoding="utf-8")
         written.append(dst)
     return written
 

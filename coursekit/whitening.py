@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .aggregation import l2_normalize  # re-exported: whitened vectors are L2-normalised again
+
 __all__ = ["PCA", "fit_pca", "Whitening", "fit_pca_whitening", "ShrunkWhitening", "fit_shrunk_whitening",
            "fit_learned_whitening", "l2_normalize"]
 
@@ -93,12 +95,6 @@ def fit_pca(X: np.ndarray, d: int | None = None) -> PCA:
             lam, V = np.linalg.eigh(Xc.T @ Xc / (len(X) - 1))  # ascending
             E, lam = V[:, ::-1][:, :d].T, lam[::-1][:d]
     return PCA(mean.astype(np.float32), E.astype(np.float32), np.maximum(lam, 0.0).astype(np.float32))
-
-
-def l2_normalize(X: np.ndarray) -> np.ndarray:
-    """Rows of ``X (N, D)`` scaled to unit L2 norm (zero rows stay zero): ``(N, D) float32``."""
-    X = np.asarray(X, dtype=np.float32)
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass

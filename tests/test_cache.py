@@ -4,7 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from coursekit.cache import CONTENT_DIGEST_MAX, cached_arrays, file_key, files_fingerprint, key_digest
+from coursekit.cache import CONTENT_DIGEST_MAX, atomic_write, cached_arrays, file_key, files_fingerprint, key_digest, \
+    save_npz_atomic
 
 
 def test_key_digest_is_order_free_and_sensitive():
@@ -96,3 +97,40 @@ def test_the_feature_cache_is_not_reused_after_such_an_edit(tmp_path):
     _edit_keeping_size_and_mtime(a, b"other photo")
     second, _ = cached_arrays("features", {"files": files_fingerprint([a])}, compute, root=tmp_path / "c")
     assert second["X"].tobytes() == b"other photo" != first["X"].tobytes()
+
+
+def test_atomic_write_puts_the_file_in_place_and_leaves_nothing_else(tmp_path):
+    target = tmp_path / "sub" / "page.html"               # the folder is created
+    with atomic_write(target) as tmp:
+        assert tmp.parent == target.parent and not tmp.exists() and not target.exists()
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert os.listdir(target.parent) == ["page.html"]
+    save_npz_atomic(tmp_path / "a.npz", {"X": np.arange(3, dtype=np.float32)})
+    with np.load(tmp_path / "a.npz") as data:
+        assert data["X"].dtype == np.float32 and data["X"].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_a_failing_writer_leaves_the_target_as_it_was_and_no_temporary(tmp_path, folder):
+    target = tmp_path / "out"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_write(target) as tmp:
+            if folder:
+                (tmp / "deep").mkdir(parents=True)
+                (tmp / "deep" / "page.html").write_text("half")
+            else:
+                tmp.write_text("half")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out"]
+
+
+def test_atomic_write_replaces_a_folder_made_in_its_place(tmp_path):
+    target = tmp_path / "site"
+    with atomic_write(target) as tmp:
+        tmp.mkdir()
+        (tmp / "index.html").write_text("hello")
+    assert (target / "index.html").read_text() == "hello"
+    assert os.listdir(tmp_path) == ["site"]

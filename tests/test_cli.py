@@ -216,7 +216,7 @@ def test_course_executes_only_changed_notebooks(tmp_path, monkeypatch):
     import nbformat
 
     import coursekit.grading
-    from coursekit.course import REPO, _execute_notebooks
+    from coursekit.course import REPO, execute_notebooks
 
     calls = []
 
@@ -227,21 +227,21 @@ def test_course_executes_only_changed_notebooks(tmp_path, monkeypatch):
 
     monkeypatch.setattr(coursekit.grading, "execute_notebook", fake_execute)
     n = len(list((REPO / "solutions").glob("[0-9][0-9]*.ipynb")))
-    first = _execute_notebooks(tmp_path, 60)
+    first = execute_notebooks(tmp_path, 60)
     assert len(calls) == n and all(r["status"] == "ok" and r["unprinted"] == [] for r in first)
-    second = _execute_notebooks(tmp_path, 60)
+    second = execute_notebooks(tmp_path, 60)
     assert len(calls) == n and all(r["status"] == "unchanged" for r in second)
     monkeypatch.setenv("COURSEKIT_DATASET", "coil100")  # another dataset: run again
-    _execute_notebooks(tmp_path, 60)
+    execute_notebooks(tmp_path, 60)
     assert len(calls) == 2 * n
 
 
 def test_course_records_a_failing_notebook(tmp_path, monkeypatch):
     import coursekit.grading
-    from coursekit.course import _execute_notebooks
+    from coursekit.course import execute_notebooks
 
     monkeypatch.setattr(coursekit.grading, "execute_notebook", lambda src, dest, timeout: "cell 3: ValueError: boom")
-    records = _execute_notebooks(tmp_path, 60)
+    records = execute_notebooks(tmp_path, 60)
     assert records and all(r["status"] == "failed" and "boom" in r["error"] for r in records)
     assert not list(tmp_path.glob(".*.stamp"))  # a failed run is never taken as done
 

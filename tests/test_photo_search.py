@@ -239,7 +239,7 @@ def test_a_page_that_fails_to_be_written_leaves_nothing_behind(photos, tmp_path,
     def full_disk(*a):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ps.os, "replace", full_disk)
+    monkeypatch.setattr(os, "replace", full_disk)           # the rename into place fails
     with pytest.raises(OSError):
         ps.write_html(photos / "p1.jpg", results, tmp_path / "r.html")
     assert list(tmp_path.iterdir()) == [photos]

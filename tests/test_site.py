@@ -298,7 +298,7 @@ def test_no_notebooks_is_an_error(tmp_path, quick_api):
 def test_cli_refuses_before_executing_anything(tmp_path, monkeypatch, capsys):
     import coursekit.course
 
-    monkeypatch.setattr(coursekit.course, "_execute_notebooks", lambda out, timeout: pytest.fail("executed"))
+    monkeypatch.setattr(coursekit.course, "execute_notebooks", lambda out, timeout: pytest.fail("executed"))
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
     assert main(["site", "--out", str(tmp_path / "mine"), "--executed", str(tmp_path / "ex")]) == 2
@@ -322,7 +322,7 @@ def test_cli_executes_then_builds_and_names_failures(tmp_path, monkeypatch, caps
         (out / "notebooks").mkdir()
         return out / "index.html"
 
-    monkeypatch.setattr(coursekit.course, "_execute_notebooks", execute)
+    monkeypatch.setattr(coursekit.course, "execute_notebooks", execute)
     monkeypatch.setattr(site, "build_site", build)
     out, ex = tmp_path / "site", tmp_path / "ex"
     assert main(["site", "--out", str(out), "--executed", str(ex), "--timeout", "60"]) == 1
@@ -492,11 +492,11 @@ def _expected(nb) -> tuple[int, bool]:
 @pytest.mark.slow
 def test_the_course_site_renders_in_chromium(browser, tmp_path):
     """The real thing: the executed solutions (build/course, executed here if needed) and the student notebooks."""
-    from coursekit.course import _execute_notebooks
+    from coursekit.course import execute_notebooks
 
     executed = REPO / "build" / "course"
     executed.mkdir(parents=True, exist_ok=True)
-    records = _execute_notebooks(executed, timeout=1800)
+    records = execute_notebooks(executed, timeout=1800)
     failed = [r for r in records if r["status"] == "failed"]
     assert not failed, f"solution notebooks failed to execute: {failed}"
 

@@ -23,10 +23,9 @@ the course's notebooks.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from ..timing import best_of, timed
 from .base import Index
 from .evaluate import recall_at
 from .exact import ExactIndex
@@ -111,15 +110,6 @@ def theirs(config: str, d: int, k: int = 100, seed: int | None = None, **params)
     raise ValueError(f"unknown config {config!r}; choose among {sorted(CONFIGS)}")
 
 
-def _best_of(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
-
-
 def compare(config: str, X_train: np.ndarray, X_db: np.ndarray, X_q: np.ndarray, gt: np.ndarray,
             k: int = 100, ranks=(1, 10, 100), repeat: int = 3, seed: int = 0, faiss_seed: int | None = None,
             **params) -> dict:
@@ -143,9 +133,9 @@ def compare(config: str, X_train: np.ndarray, X_db: np.ndarray, X_q: np.ndarray,
                 index = ours(config, seed, **params)
             else:
                 index = theirs(config, X_db.shape[1], k, faiss_seed, **params)
-            t_train, _ = _best_of(lambda: index.train(X_train), 1)
-            t_add, _ = _best_of(lambda: index.add(X_db), 1)
-            t_search, (_, I) = _best_of(lambda: index.search(X_q, k), repeat)
+            t_train, _ = timed(lambda: index.train(X_train))
+            t_add, _ = timed(lambda: index.add(X_db))
+            t_search, (_, I) = best_of(lambda: index.search(X_q, k), repeat)
             row = {f"recall@{r}": v for r, v in recall_at(I, gt, ranks).items()}
             row.update(train_s=t_train, add_s=t_add, search_s=t_search,
                        bytes_per_vector=index.memory_per_vector if who == "ours" else _faiss_bytes(config, index))

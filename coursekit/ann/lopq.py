@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Index, kmeans, nearest_centroid, squared_distances, top_k
-from .pq import InvertedLists, _check_split, _code_dtype, adc_distances, adc_tables, pq_encode, train_opq
+from .pq import InvertedLists, adc_distances, adc_tables, check_split, code_dtype, pq_encode, train_opq
 
 __all__ = ["LOPQIndex"]
 
@@ -44,7 +44,7 @@ class LOPQIndex(Index):
     def __init__(self, nlist: int = 64, M: int = 8, nbits: int = 8, nprobe: int = 8, n_opq_iter: int = 10,
                  n_pq_iter: int = 4, n_iter: int = 25, coarse_iter: int = 10, min_points: int | None = None,
                  seed: int = 0):
-        self.code_dtype = _code_dtype(nbits)
+        self.code_dtype = code_dtype(nbits)
         super().__init__(seed)
         self.nlist, self.M, self.nbits, self.ksub, self.nprobe = nlist, M, nbits, 1 << nbits, nprobe
         self.n_opq_iter, self.n_pq_iter, self.n_iter, self.coarse_iter = n_opq_iter, n_pq_iter, n_iter, coarse_iter
@@ -59,7 +59,7 @@ class LOPQIndex(Index):
         return f"nlist={self.nlist}, M={self.M}, nbits={self.nbits}, nprobe={self.nprobe}, seed={self.seed}"
 
     def _train(self, X: np.ndarray) -> None:
-        _check_split(X.shape[1], self.M)
+        check_split(X.shape[1], self.M)
         self.coarse = kmeans(X, self.nlist, self.seed, self.coarse_iter)
         lists = nearest_centroid(X, self.coarse)
         residuals = X - self.coarse[lists]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Index, kmeans, nearest_centroid, squared_distances, top_k
-from .pq import InvertedLists, _check_split, _code_dtype, _coarse_terms, _query_terms, ivf_scan, pq_encode, \
+from .pq import InvertedLists, check_split, coarse_terms, code_dtype, ivf_scan, pq_encode, query_terms, \
     train_codebooks
 
 __all__ = ["MultiIndexPQIndex", "multi_index_cells"]
@@ -69,7 +69,7 @@ class MultiIndexPQIndex(Index):
                  coarse_iter: int = 25, seed: int = 0):
         if M % 2:
             raise ValueError(f"M must be even (half the sub-quantizers in each half of the vector), got {M}")
-        self.code_dtype = _code_dtype(nbits)
+        self.code_dtype = code_dtype(nbits)
         super().__init__(seed)
         self.K = 1 << nbits_coarse
         self.nbits_coarse, self.M, self.nbits, self.ksub = nbits_coarse, M, nbits, 1 << nbits
@@ -84,7 +84,7 @@ class MultiIndexPQIndex(Index):
 
     def _train(self, X: np.ndarray) -> None:
         D = X.shape[1]
-        _check_split(D, self.M)
+        check_split(D, self.M)
         h = D // 2
         self.C1 = kmeans(X[:, :h], self.K, self.seed, self.coarse_iter)
         self.C2 = kmeans(X[:, h:], self.K, self.seed + 1, self.coarse_iter)
@@ -92,8 +92,8 @@ class MultiIndexPQIndex(Index):
         self.codebooks = train_codebooks(X - self._centroids(cells), self.M, self.nbits, self.seed + 2, self.n_iter)
         # list part of the residual tables: first-half blocks from C1 (rows 0..K-1), second half from C2
         zeros = np.zeros_like(self.C1)
-        self.list_terms = np.concatenate([_coarse_terms(np.hstack([self.C1, zeros]), self.codebooks),
-                                          _coarse_terms(np.hstack([zeros, self.C2]), self.codebooks)])
+        self.list_terms = np.concatenate([coarse_terms(np.hstack([self.C1, zeros]), self.codebooks),
+                                          coarse_terms(np.hstack([zeros, self.C2]), self.codebooks)])
         # for cell (i, j) and block m: row i if m < M / 2, else K + j
         i, j = np.divmod(np.arange(self.K * self.K, dtype=np.int32), self.K)
         half = self.M // 2
@@ -118,7 +118,7 @@ class MultiIndexPQIndex(Index):
         h = self.d // 2
         coarse_d, cells = multi_index_cells(squared_distances(X_q[:, :h], self.C1),
                                             squared_distances(X_q[:, h:], self.C2), self.nprobe)
-        return ivf_scan(cells, coarse_d, self.invlists, k, _query_terms(X_q, self.codebooks), self.list_terms,
+        return ivf_scan(cells, coarse_d, self.invlists, k, query_terms(X_q, self.codebooks), self.list_terms,
                         self.list_rows)
 
     @property

@@ -50,7 +50,7 @@ each vector is stored in its centroid's list as the PQ code of its
 finely. A query visits only the ``nprobe`` lists of its nearest
 centroids, and scores each with the ADC table of its own residual
 ``q - c``. That table splits into a part of the query, a part of the
-list and ``||q - c||^2`` (:func:`_coarse_terms`), as faiss computes it;
+list and ``||q - c||^2`` (:func:`coarse_terms`), as faiss computes it;
 here the list's part is summed once per stored vector and search, so a
 candidate costs ``M`` lookups, as in plain ADC (:func:`ivf_scan`).
 
@@ -69,19 +69,23 @@ from .base import CHUNK_FLOATS, Index, as_vectors, concat_ranges, kmeans, neares
 
 __all__ = ["train_codebooks", "pq_encode", "pq_decode", "adc_tables", "sdc_tables", "adc_distances",
            "train_opq", "random_rotation", "procrustes", "eigenvalue_allocation", "VQIndex", "PQIndex", "OPQIndex", "IVFPQIndex",
-           "ivf_scan"]
+           "ivf_scan", "check_split", "code_dtype", "coarse_terms", "query_terms"]
 
 
 # --------------------------------------------------------------------------- the codec
 
-def _check_split(D: int, M: int) -> int:
+def check_split(D: int, M: int) -> int:
+    """The sub-vector length ``D / M`` (an int) of ``M`` blocks of ``D`` coordinates; ``ValueError``
+    naming the valid ``M`` when ``M`` does not divide ``D``."""
     if M < 1 or D % M:
         divisors = [m for m in range(1, D + 1) if D % m == 0]
         raise ValueError(f"D={D} is not divisible by M={M}: choose M among {divisors}")
     return D // M
 
 
-def _code_dtype(nbits: int) -> type:
+def code_dtype(nbits: int) -> type:
+    """The dtype of PQ codes of ``nbits`` bits per sub-quantizer: ``np.uint8`` up to 8 bits, ``np.uint16``
+    up to 16; ``ValueError`` outside 1 to 16."""
     if not 1 <= nbits <= 16:
         raise ValueError(f"nbits must be between 1 and 16, got {nbits}")
     return np.uint8 if nbits <= 8 else np.uint16
@@ -95,8 +99,8 @@ def train_codebooks(X: np.ndarray, M: int, nbits: int = 8, seed: int = 0, n_iter
     ``seed + m`` (so with ``M = 1`` it is exactly ``kmeans(X, 2^nbits, seed)``).
     """
     X = as_vectors(X)
-    dsub = _check_split(X.shape[1], M)
-    _code_dtype(nbits)
+    dsub = check_split(X.shape[1], M)
+    code_dtype(nbits)
     return np.stack([kmeans(X[:, m * dsub:(m + 1) * dsub], 1 << nbits, seed + m, n_iter) for m in range(M)])
 
 
@@ -309,7 +313,7 @@ def train_opq(X: np.ndarray, M: int, nbits: int = 8, n_iter: int = 50, n_pq_iter
     """
     X = as_vectors(X)
     D = X.shape[1]
-    _check_split(D, M)
+    check_split(D, M)
     rng = np.random.default_rng((seed, 0x0B9))        # a stream of its own, not the one other seeded steps draw from
     if len(X) > max_train_points:
         X = X[np.sort(rng.choice(len(X), max_train_points, replace=False))]
@@ -394,7 +398,7 @@ class PQIndex(Index):
     def __init__(self, M: int = 8, nbits: int = 8, mode: str = "adc", n_iter: int = 25, seed: int = 0):
         if mode not in ("adc", "sdc"):
             raise ValueError(f"mode must be 'adc' or 'sdc', got {mode!r}")
-        self.code_dtype = _code_dtype(nbits)
+        self.code_dtype = code_dtype(nbits)
         super().__init__(seed)
         self.M, self.nbits, self.ksub, self.mode, self.n_iter = M, nbits, 1 << nbits, mode, n_iter
         self.codebooks = None                                   # (M, ksub, dsub) float32
@@ -412,7 +416,7 @@ class PQIndex(Index):
         return Y
 
     def _train(self, X: np.ndarray) -> None:
-        _check_split(X.shape[1], self.M)
+        check_split(X.shape[1], self.M)
         self.codebooks = train_codebooks(X, self.M, self.nbits, self.seed, self.n_iter)
         self.sdc = sdc_tables(self.codebooks)
 
@@ -488,7 +492,7 @@ class OPQIndex(PQIndex):
 
 # --------------------------------------------------------------------------- inverted files
 
-def _coarse_terms(coarse: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+def coarse_terms(coarse: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
     """The query-independent part of the residual tables: ``(n_lists, M, ksub) float32``.
 
     For a query ``q``, a list's centroid ``c`` and a sub-centroid ``r``:
@@ -506,8 +510,8 @@ def _coarse_terms(coarse: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(2.0 * cross + np.einsum("mjd,mjd->mj", codebooks, codebooks)[None], np.float32)
 
 
-def _query_terms(X_q: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
-    """The list-independent part: ``-2 q_m . r_mj``, ``(Q, M, ksub) float32`` (see :func:`_coarse_terms`)."""
+def query_terms(X_q: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+    """The list-independent part: ``-2 q_m . r_mj``, ``(Q, M, ksub) float32`` (see :func:`coarse_terms`)."""
     M, ksub, dsub = codebooks.shape
     out = np.empty((len(X_q), M, ksub), np.float32)
     for m in range(M):
@@ -524,7 +528,7 @@ def ivf_scan(cells: np.ndarray, coarse_d: np.ndarray, invlists: InvertedLists, k
       ``coarse_d (Q, nprobe) float32``: ``||q - c_l||^2`` for each;
     - ``invlists``: the codes, ids and list of each stored vector, list by list;
     - ``query_terms (Q, M, ksub)``, ``list_terms (G, M, ksub)``: the two
-      parts of the residual tables (see :func:`_coarse_terms`); block ``m``
+      parts of the residual tables (see :func:`coarse_terms`); block ``m``
       of list ``l`` uses row ``list_rows[l, m]`` of ``list_terms`` (default:
       row ``l``).
 
@@ -652,24 +656,24 @@ class IVFPQIndex(Index):
 
     def __init__(self, nlist: int = 256, M: int = 8, nbits: int = 8, nprobe: int = 8, n_iter: int = 25,
                  coarse_iter: int = 10, seed: int = 0):
-        self.code_dtype = _code_dtype(nbits)
+        self.code_dtype = code_dtype(nbits)
         super().__init__(seed)
         self.nlist, self.M, self.nbits, self.ksub = nlist, M, nbits, 1 << nbits
         self.nprobe, self.n_iter, self.coarse_iter = nprobe, n_iter, coarse_iter
         self.coarse = None                                      # (nlist, D) float32
         self.codebooks = None                                   # (M, ksub, dsub) float32
-        self.precomputed = None                                 # (nlist, M, ksub) float32, see _coarse_terms
+        self.precomputed = None                                 # (nlist, M, ksub) float32, see coarse_terms
         self.invlists = InvertedLists(nlist, M, self.code_dtype)
 
     def _describe(self) -> str:
         return f"nlist={self.nlist}, M={self.M}, nbits={self.nbits}, nprobe={self.nprobe}, seed={self.seed}"
 
     def _train(self, X: np.ndarray) -> None:
-        _check_split(X.shape[1], self.M)
+        check_split(X.shape[1], self.M)
         self.coarse = kmeans(X, self.nlist, self.seed, self.coarse_iter)
         residuals = X - self.coarse[self.assign(X)]
         self.codebooks = train_codebooks(residuals, self.M, self.nbits, self.seed + 1, self.n_iter)
-        self.precomputed = _coarse_terms(self.coarse, self.codebooks)     # (nlist, M, ksub), as faiss's tables
+        self.precomputed = coarse_terms(self.coarse, self.codebooks)     # (nlist, M, ksub), as faiss's tables
 
     def assign(self, X) -> np.ndarray:
         """The list of each row of ``X (N, D)``: its nearest coarse centroid, ``(N,) int64``."""
@@ -683,7 +687,7 @@ class IVFPQIndex(Index):
     def _search(self, X_q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         nprobe = min(self.nprobe, self.nlist)
         coarse_d, cells = top_k(squared_distances(X_q, self.coarse), nprobe)   # (Q, nprobe) nearest lists
-        return ivf_scan(cells, coarse_d, self.invlists, k, _query_terms(X_q, self.codebooks), self.precomputed)
+        return ivf_scan(cells, coarse_d, self.invlists, k, query_terms(X_q, self.codebooks), self.precomputed)
 
     @property
     def memory_per_vector(self) -> float:

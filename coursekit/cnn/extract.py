@@ -40,7 +40,8 @@ from . import pooling
 from .backbones import Backbone
 
 __all__ = ["POOLINGS", "resize_longer", "to_tensor", "feature_maps", "pooled_descriptors", "regional_macs",
-           "fc_descriptors", "dataset_descriptors", "dataset_fc_codes", "dataset_regional_macs", "set_threads", "plain_loop", "measure_throughput"]
+           "fc_descriptors", "dataset_descriptors", "dataset_fc_codes", "dataset_regional_macs", "set_threads", "plain_loop", "measure_throughput",
+           "batches", "split_images", "weights_key"]
 
 # pooling name -> function of a (B, C, H, W) map; every one is computed in one pass of the network
 POOLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -90,8 +91,9 @@ def _resized(image: np.ndarray, side: int, box) -> np.ndarray:
     return crop(out, (x1 * fx, y1 * fy, x2 * fx, y2 * fy))
 
 
-def _batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
-    """Indices grouped by equal shape, in chunks of at most ``batch_size``, in first-seen order."""
+def batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Indices into ``shapes`` (a list of ``(h, w)``) grouped by equal shape, in chunks of at most ``batch_size``,
+    in first-seen order: a list of lists of ints, each one batch."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, s in enumerate(shapes):
         groups.setdefault(s, []).append(i)
@@ -120,7 +122,7 @@ def feature_maps(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarray
         ids = range(chunk, min(N, chunk + 256))
         resized = [_resized(images[i]() if callable(images[i]) else images[i], side,
                             None if boxes is None else boxes[i]) for i in ids]
-        for group in _batches([r.shape[:2] for r in resized], batch_size):
+        for group in batches([r.shape[:2] for r in resized], batch_size):
             x = torch.stack([to_tensor(resized[j], backbone) for j in group])
             yield [chunk + j for j in group], forward(x)
 
@@ -192,8 +194,10 @@ def fc_descriptors(images, backbone: Backbone, progress: bool = False, desc: str
     return np.stack(rows).astype(np.float32)
 
 
-def _split_images(ds, split: str):
-    """The split's images as loaders, their boxes (queries only, or None) and the part of a cache key naming them."""
+def split_images(ds, split: str):
+    """The images of ``split`` (``"db"``, ``"queries"`` or ``"train"``) of ``ds`` as loaders (callables returning
+    ``(H, W, 3) uint8``), their boxes (queries only: ``(N, 4) float``; else None) and the part of a cache key
+    naming them (a JSON-able dict)."""
     from ..cache import files_fingerprint
     from ..images import load_image
 
@@ -203,7 +207,7 @@ def _split_images(ds, split: str):
     return [lambda p=p: load_image(p) for p in paths], boxes, key
 
 
-def _weights_key(backbone: Backbone):
+def weights_key(backbone: Backbone):
     """The backbone's weights for a cache key: ``"random"``, or the file's name, size and modification time."""
     from pathlib import Path
 
@@ -225,8 +229,8 @@ def dataset_descriptors(ds, split: str, backbone: Backbone, size: int = 480, sca
     """
     from ..cache import cached_arrays
 
-    images, boxes, split_key = _split_images(ds, split)
-    key = {"what": "cnn descriptors", "backbone": backbone.name, "weights": _weights_key(backbone), "size": size,
+    images, boxes, split_key = split_images(ds, split)
+    key = {"what": "cnn descriptors", "backbone": backbone.name, "weights": weights_key(backbone), "size": size,
            "scales": [float(s) for s in scales], "poolings": list(POOLINGS), **split_key, "version": 2}
     pooled, saved = cached_arrays("cnn", key, lambda: pooled_descriptors(
         images, backbone, size, scales, batch_size=batch_size, boxes=boxes, progress=progress,
@@ -241,10 +245,10 @@ def dataset_fc_codes(ds, split: str, backbone: Backbone, progress: bool = True) 
 
     from ..images import crop
 
-    images, boxes, split_key = _split_images(ds, split)
+    images, boxes, split_key = split_images(ds, split)
     if boxes is not None:         # the crop is the query: it is squashed to 224 x 224 as a whole image is
         images = [lambda f=f, b=b: crop(f(), b) for f, b in zip(images, boxes)]
-    key = {"what": "cnn fc codes", "backbone": backbone.name, "weights": _weights_key(backbone), **split_key,
+    key = {"what": "cnn fc codes", "backbone": backbone.name, "weights": weights_key(backbone), **split_key,
            "version": 1}
     arrays, saved = cached_arrays("cnn", key, lambda: {"fc": fc_descriptors(
         images, backbone, progress, desc=f"{backbone.name} fc: {ds.name} {split}")})
@@ -257,8 +261,8 @@ def dataset_regional_macs(ds, split: str, backbone: Backbone, size: int = 480, L
     ``L``; stored as float16, half the space, which whitening does not notice): ``(V, starts, seconds saved)``."""
     from ..cache import cached_arrays
 
-    images, boxes, split_key = _split_images(ds, split)
-    key = {"what": "cnn regional macs", "backbone": backbone.name, "weights": _weights_key(backbone), "size": size,
+    images, boxes, split_key = split_images(ds, split)
+    key = {"what": "cnn regional macs", "backbone": backbone.name, "weights": weights_key(backbone), "size": size,
            "L": L, **split_key, "version": 1}
 
     def compute():
@@ -287,21 +291,13 @@ def measure_throughput(images: Sequence[np.ndarray], backbone: Backbone, size: i
     size, on the same images in the same run; the best of ``repeat`` runs each, after one warm-up image.
     Returns ``[{"path", "batch_size", "images_per_s", "ratio"}]``, ``ratio`` to the plain loop (> 1: faster).
     Raises if coursekit's GeM differs from the plain loop's (the comparison would be meaningless)."""
-    import time
-
-    def best(fn):
-        times, result = [], None
-        for _ in range(repeat):
-            start = time.perf_counter()
-            result = fn()
-            times.append(time.perf_counter() - start)
-        return min(times), result
+    from ..timing import best_of
 
     plain_loop(images[:1], backbone, size)
-    t_plain, ref = best(lambda: plain_loop(images, backbone, size))
+    t_plain, ref = best_of(lambda: plain_loop(images, backbone, size), repeat)
     rows = [{"path": "plain loop (GeM)", "batch_size": 1, "images_per_s": len(images) / t_plain, "ratio": 1.0}]
     for b in batch_sizes:
-        t, out = best(lambda: pooled_descriptors(images, backbone, size, batch_size=b))
+        t, out = best_of(lambda: pooled_descriptors(images, backbone, size, batch_size=b), repeat)
         if not np.allclose(out["gem"], ref, rtol=1e-3, atol=1e-4):
             raise AssertionError("coursekit's GeM differs from the plain loop's")
         rows.append({"path": "coursekit (5 poolings)", "batch_size": b, "images_per_s": len(images) / t,

@@ -44,8 +44,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -56,6 +54,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..cache import atomic_write
 from ..cnn.backbones import Backbone, load_backbone
 from ..cnn.pooling import GeM
 from .losses import contrastive_loss, triplet_loss
@@ -157,15 +156,15 @@ def dataset_trunk_maps(ds, split: str, backbone: Backbone, n_trainable: int = 2,
     landscape image, 63 KB.
     """
     from ..cache import cached_arrays
-    from ..cnn.extract import _split_images, _weights_key, feature_maps
+    from ..cnn.extract import feature_maps, split_images, weights_key
 
     if size < 32:
         raise ValueError(f"size must be >= 32 pixels; got {size}")
-    images, boxes, split_key = _split_images(ds, split)
+    images, boxes, split_key = split_images(ds, split)
     if not images:
         raise ValueError(f"the {split!r} split of {ds.name!r} has no images")
     trunk, _ = split_backbone(backbone, n_trainable)
-    key = {"what": "cnn trunk maps", "backbone": backbone.name, "weights": _weights_key(backbone), "size": size,
+    key = {"what": "cnn trunk maps", "backbone": backbone.name, "weights": weights_key(backbone), "size": size,
            "n_trainable": int(n_trainable), **split_key, "version": 1}
 
     def compute() -> dict[str, np.ndarray]:
@@ -221,14 +220,14 @@ class RetrievalHead(nn.Module):
         return self
 
     def forward(self, maps: Sequence) -> torch.Tensor:
-        from ..cnn.extract import _batches
+        from ..cnn.extract import batches
 
         if len(maps) == 0:
             raise ValueError("no maps to describe")
         tensors = [torch.as_tensor(np.asarray(m) if not isinstance(m, torch.Tensor) else m).float() for m in maps]
         if any(t.ndim != 3 for t in tensors):
             raise ValueError(f"maps must be (C, h, w) each; got shapes {sorted({tuple(t.shape) for t in tensors})}")
-        groups = _batches([tuple(t.shape) for t in tensors], self.batch_size)
+        groups = batches([tuple(t.shape) for t in tensors], self.batch_size)
         parts = [self.pool(self.head(torch.stack([tensors[i] for i in g]))) for g in groups]
         order = torch.as_tensor(np.argsort(np.concatenate(groups), kind="stable"))
         return nn.functional.normalize(torch.cat(parts)[order], dim=1, eps=1e-6)
@@ -253,9 +252,9 @@ def checkpoint_meta(ds, backbone: Backbone, **params) -> dict:
     """What a fine-tuned head depends on, as a JSON-able dict: the backbone and its weights file, the dataset's
     name and a fingerprint of its training files and labels, and ``params`` (the training parameters)."""
     from ..cache import array_digest, files_fingerprint
-    from ..cnn.extract import _weights_key
+    from ..cnn.extract import weights_key
 
-    meta = {"backbone": backbone.name, "weights": _weights_key(backbone), "dataset": ds.name,
+    meta = {"backbone": backbone.name, "weights": weights_key(backbone), "dataset": ds.name,
             "train_files": files_fingerprint(ds.train), "train_labels": array_digest(np.asarray(ds.train_labels)),
             **params, "version": 2}
     return json.loads(json.dumps(meta))        # tuples -> lists, numpy scalars refused: as it will be read back
@@ -265,18 +264,6 @@ def _differences(stored: dict, wanted: dict) -> list[str]:
     keys = sorted(set(stored) | set(wanted))
     return [f"{k}: {stored.get(k, '(absent)')!r} in the checkpoint, {wanted.get(k, '(absent)')!r} now"
             for k in keys if stored.get(k) != wanted.get(k)]
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _epoch_tuples(rng: np.random.Generator, labels: np.ndarray, queries: int, pool_size: int):
@@ -470,20 +457,21 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", p=f"{history[-1]['p']:.2f}")
         head.meta = {**meta, "epochs": epoch + 1, "loaded_epochs": start}
         if path is not None:
-            _save_atomic({"meta": meta, "epoch": epoch + 1, "history": history, "head": head.state_dict(),
-                          "optimizer": optimizer.state_dict()}, path)
+            with atomic_write(path) as tmp:
+                torch.save({"meta": meta, "epoch": epoch + 1, "history": history, "head": head.state_dict(),
+                            "optimizer": optimizer.state_dict()}, tmp)
     return head.eval(), history
 
 
 def load_finetuned(path: str | Path, backbone: Backbone) -> RetrievalHead:
     """The head saved in a :func:`finetune` checkpoint, in eval mode, with its ``meta`` (and ``meta["epochs"]``,
     ``meta["history"]``). ``backbone`` must be the one it was cut from (same name and weights file)."""
-    from ..cnn.extract import _weights_key
+    from ..cnn.extract import weights_key
 
     path = Path(path).expanduser()
     stored = torch.load(path, map_location="cpu", weights_only=True)
     meta = stored["meta"]
-    now = json.loads(json.dumps({"backbone": backbone.name, "weights": _weights_key(backbone)}))
+    now = json.loads(json.dumps({"backbone": backbone.name, "weights": weights_key(backbone)}))
     if now["backbone"] != meta["backbone"] or now["weights"] != meta["weights"]:
         raise ValueError(f"the checkpoint {path} was trained on {meta['backbone']} with weights {meta['weights']}, "
                          f"not {now['backbone']} with {now['weights']}: load that backbone")
