@@ -46,7 +46,7 @@ __all__ = [
 
 EXPORT_SUFFIX, ERROR_SUFFIX = ".fn.pkl", ".fn.error"
 _HEADER = struct.Struct("!Q")
-_MAX_FRAME = 1 << 31
+_MAX_FRAME = 1 << 28  # 256 MiB: what a check's call sends or gets back is far smaller
 
 
 class ReferenceUsed(BaseException):
@@ -131,9 +131,11 @@ def encode(obj: Any, _depth: int = 0) -> Any:
         m = obj.tocsr()
         return {"__sparse__": obj.format, "shape": m.shape, "data": _ndarray(m.data),
                 "indices": _ndarray(m.indices), "indptr": _ndarray(m.indptr)}
-    if isinstance(obj, (list, set, frozenset)):
-        return type(obj)(encode(v, _depth + 1) for v in obj) if not isinstance(obj, list) else \
-            [encode(v, _depth + 1) for v in obj]
+    if isinstance(obj, list):
+        return [encode(v, _depth + 1) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        items = (encode(v, _depth + 1) for v in obj)
+        return frozenset(items) if isinstance(obj, frozenset) else set(items)
     if isinstance(obj, tuple):
         items = [encode(v, _depth + 1) for v in obj]
         return tuple(items) if type(obj) is tuple else {"__tuple__": type(obj).__name__, "items": items}
