@@ -293,6 +293,156 @@ def _tuple_loss(head: RetrievalHead, maps: list, q: np.ndarray, p: np.ndarray, n
     return contrastive_loss(x1, x2, y, margin)
 
 
+def _check_finetune_args(ds, loss: str, mining: str, margin: float | None, **counts) -> float:
+    """Refuse what :func:`finetune` cannot do; return the margin (``loss``'s default where ``None``).
+
+    ``counts``: ``epochs`` (an integer >= 0) and the other integer
+    parameters (each >= 1), by name, as the error messages name them.
+    """
+    if loss not in ("contrastive", "triplet"):
+        raise ValueError(f"loss must be 'contrastive' or 'triplet'; got {loss!r}")
+    if not ds.train or ds.train_labels is None:
+        raise ValueError(f"fine-tuning needs a labelled training split, and {ds.name!r} has none")
+    if mining not in ("hard", "random"):
+        raise ValueError(f"mining must be 'hard' or 'random'; got {mining!r}")
+    if margin is None:
+        margin = 0.7 if loss == "contrastive" else 0.1
+    for name, value in counts.items():
+        if not (isinstance(value, (int, np.integer)) and value >= (0 if name == "epochs" else 1)):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return margin
+
+
+def _checkpoint_path(checkpoint: str | Path | None, ds, meta: dict) -> Path | None:
+    """Where :func:`finetune` keeps its checkpoint: ``None`` (none), the path given, or for ``"auto"`` a file in
+    ``cache_root()/finetune`` named by the dataset and a digest of ``meta``."""
+    path = None if checkpoint is None else Path(checkpoint).expanduser()
+    if checkpoint == "auto":
+        from ..cache import cache_root, key_digest
+
+        path = cache_root() / "finetune" / f"{ds.name}-{key_digest(meta)}.pt"
+    return path
+
+
+def _read_checkpoint(path: Path | None, meta: dict) -> dict | None:
+    """The checkpoint at ``path`` (``meta``, ``epoch``, ``history``, ``head`` and ``optimizer`` state dicts), or
+    ``None`` where there is none; a ValueError naming the differences if it was trained with other ``meta``."""
+    if path is None or not path.exists():
+        return None
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    diff = _differences(stored["meta"], meta)
+    if diff:
+        raise ValueError(f"the checkpoint {path} was trained otherwise ({'; '.join(diff)}). It is not "
+                         f"overwritten: pass another checkpoint path, or delete {path} to train afresh")
+    return stored
+
+
+def _optimizer(head: RetrievalHead, lr: float, weight_decay: float) -> tuple[torch.optim.Adam, list[float]]:
+    """Adam over the head's weights (``lr``, ``weight_decay``) and GeM's ``p`` (``10 lr``, no weight decay), as
+    cirtorch's code: ``(optimizer, base learning rates of its two parameter groups)``."""
+    optimizer = torch.optim.Adam([
+        {"params": list(head.head.parameters()), "lr": lr, "weight_decay": weight_decay},
+        {"params": list(head.pool.parameters()), "lr": 10 * lr, "weight_decay": 0.0},    # cirtorch: p, 10 x lr
+    ])
+    return optimizer, [lr, 10 * lr]
+
+
+def _mine_tuples(head: RetrievalHead, maps: list, labels: np.ndarray, q: np.ndarray, p: np.ndarray,
+                 pool: np.ndarray, mining: str, n_negatives: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+    """The negatives of an epoch's queries, mined with the current head: ``(negs, pos_sim, neg_sim)``.
+
+    ``q (Q,)``, ``p (Q,)``, ``pool (P,)`` int64 indices into the training
+    split (``maps``, ``labels (T,)``). Every image needed is described once
+    (:func:`head_descriptors`, ``(U, D) float32``). ``negs (Q, n_negatives)
+    int64``: indices into the training split, the hardest of the pool, one
+    per label (``mining="hard"``), or drawn from ``rng`` among other labels
+    (``"random"``). ``pos_sim``, ``neg_sim``: the mean dot product of each
+    query with its positive, and with its negatives (floats).
+    """
+    needed = np.unique(np.concatenate([q, p, pool]))            # described once, with the current head
+    where = np.zeros(len(labels), np.int64)
+    where[needed] = np.arange(len(needed))
+    V = head_descriptors(head, [maps[i] for i in needed])
+    Vq, Vpool = V[where[q]], V[where[pool]]
+    pos_sim = float(np.einsum("qd,qd->q", Vq, V[where[p]]).mean())
+    if mining == "hard":
+        mined = hard_negatives(Vq, Vpool, labels[q], labels[pool], n=n_negatives, one_per_label=True)  # (Q, n)
+    else:
+        mined = random_negatives(labels[q], labels[pool], n_negatives, rng)
+    neg_sim = float(np.einsum("qd,qnd->qn", Vq, Vpool[mined]).mean())
+    return pool[mined], pos_sim, neg_sim
+
+
+def _decay_lr(optimizer: torch.optim.Optimizer, base_lrs: list[float], epoch: int) -> float:
+    """Set each parameter group's learning rate to its base times ``exp(-0.01 epoch)`` (cirtorch's
+    ExponentialLR; ``epoch`` 0-based); return that factor."""
+    decay = math.exp(-0.01 * epoch)                                      # cirtorch's ExponentialLR
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base * decay
+    return decay
+
+
+def _adam_steps(head: RetrievalHead, optimizer: torch.optim.Optimizer, maps: list, q: np.ndarray, p: np.ndarray,
+                 negs: np.ndarray, batch_size: int, loss: str, margin: float) -> float:
+    """One Adam step per ``batch_size`` tuples ``q (Q,)``, ``p (Q,)``, ``negs (Q, n)`` (int64 indices into
+    ``maps``), in their order, the head in training mode (batch norm frozen) and left in eval mode: the mean loss
+    over the tuples, each batch's taken before its step (a float)."""
+    head.train()
+    total = 0.0
+    for s in range(0, len(q), batch_size):
+        optimizer.zero_grad()
+        value = _tuple_loss(head, maps, q[s:s + batch_size], p[s:s + batch_size], negs[s:s + batch_size],
+                            loss, margin)
+        value.backward()
+        optimizer.step()
+        total += float(value.detach()) * len(q[s:s + batch_size])
+    head.eval()
+    return total / len(q)
+
+
+def _resume(head: RetrievalHead, optimizer: torch.optim.Optimizer, stored: dict | None, epochs: int,
+            path: Path | None) -> tuple[int, list[dict]]:
+    """Load a checkpoint's head and optimiser states (``stored``, from :func:`_read_checkpoint`, or ``None``):
+    ``(epochs done, history so far)``, ``(0, [])`` without one. Warns (for :func:`finetune`'s caller) if it holds
+    more than ``epochs`` epochs."""
+    if stored is None:
+        return 0, []
+    head.load_state_dict(stored["head"])
+    optimizer.load_state_dict(stored["optimizer"])
+    start, history = int(stored["epoch"]), list(stored["history"])
+    if start > epochs:
+        warnings.warn(f"the checkpoint {path} has {start} epochs, more than the {epochs} asked: returning it as "
+                      "it is", stacklevel=3)
+    return start, history
+
+
+def _train_epoch(head: RetrievalHead, optimizer: torch.optim.Optimizer, base_lrs: list[float], maps: list,
+                 labels: np.ndarray, epoch: int, seed: int, queries: int, pool_size: int, mining: str,
+                 n_negatives: int, batch_size: int, loss: str, margin: float) -> dict:
+    """One epoch of :func:`finetune` (``epoch`` 0-based): draw its tuples from ``default_rng((seed, epoch))``,
+    mine their negatives with the current head, decay the learning rate, take the Adam steps. ``maps``: the
+    training split's trunk maps; ``labels (T,)``. Returns the epoch's row of the history (see :func:`finetune`)."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng((seed, epoch))
+    q, p, pool = _epoch_tuples(rng, labels, queries, pool_size)
+    negs, pos_sim, neg_sim = _mine_tuples(head, maps, labels, q, p, pool, mining, n_negatives, rng)
+    decay = _decay_lr(optimizer, base_lrs, epoch)
+    mean_loss = _adam_steps(head, optimizer, maps, q, p, negs, batch_size, loss, margin)
+    return {"epoch": epoch + 1, "loss": mean_loss, "seconds": time.perf_counter() - t0,
+            "positive_similarity": pos_sim, "negative_similarity": neg_sim,
+            "p": float(head.pool.p.detach()), "lr": base_lrs[0] * decay}
+
+
+def _save_checkpoint(path: Path, meta: dict, epoch: int, history: list[dict], head: RetrievalHead,
+                     optimizer: torch.optim.Optimizer) -> None:
+    """Write a checkpoint that :func:`finetune` resumes from and :func:`load_finetuned` loads, atomically:
+    ``meta``, ``epoch`` (epochs done), ``history`` and the head's and the optimiser's state dicts."""
+    with atomic_write(path) as tmp:
+        torch.save({"meta": meta, "epoch": epoch, "history": history, "head": head.state_dict(),
+                    "optimizer": optimizer.state_dict()}, tmp)
+
+
 def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: int = 2, loss: str = "contrastive",
              margin: float | None = None, epochs: int = 5, queries_per_epoch: int = 156, pool_size: int = 2000,
              n_negatives: int = 5, mining: str = "hard", lr: float = 1e-4, weight_decay: float = 1e-6,
@@ -370,52 +520,21 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
     image; ``pool_size`` at most the whole training split (the embedded
     set's 312 images are all in every pool).
     """
-    if loss not in ("contrastive", "triplet"):
-        raise ValueError(f"loss must be 'contrastive' or 'triplet'; got {loss!r}")
-    if not ds.train or ds.train_labels is None:
-        raise ValueError(f"fine-tuning needs a labelled training split, and {ds.name!r} has none")
-    if mining not in ("hard", "random"):
-        raise ValueError(f"mining must be 'hard' or 'random'; got {mining!r}")
-    if margin is None:
-        margin = 0.7 if loss == "contrastive" else 0.1
-    for name, value in (("epochs", epochs), ("queries_per_epoch", queries_per_epoch), ("pool_size", pool_size),
-                        ("n_negatives", n_negatives), ("batch_size", batch_size)):
-        if not (isinstance(value, (int, np.integer)) and value >= (0 if name == "epochs" else 1)):
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    margin = _check_finetune_args(ds, loss, mining, margin, epochs=epochs, queries_per_epoch=queries_per_epoch,
+                                  pool_size=pool_size, n_negatives=n_negatives, batch_size=batch_size)
     net = load_backbone(backbone) if isinstance(backbone, str) else backbone
     labels = np.asarray(ds.train_labels)
     meta = checkpoint_meta(ds, net, n_trainable=int(n_trainable), size=int(size), loss=loss, margin=float(margin),
                            lr=float(lr), weight_decay=float(weight_decay), queries_per_epoch=int(queries_per_epoch),
                            pool_size=int(pool_size), n_negatives=int(n_negatives), mining=mining,
                            batch_size=int(batch_size), seed=int(seed))
-    path = None if checkpoint is None else Path(checkpoint).expanduser()
-    if checkpoint == "auto":
-        from ..cache import cache_root, key_digest
-
-        path = cache_root() / "finetune" / f"{ds.name}-{key_digest(meta)}.pt"
-    stored = None
-    if path is not None and path.exists():
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        diff = _differences(stored["meta"], meta)
-        if diff:
-            raise ValueError(f"the checkpoint {path} was trained otherwise ({'; '.join(diff)}). It is not "
-                             f"overwritten: pass another checkpoint path, or delete {path} to train afresh")
+    path = _checkpoint_path(checkpoint, ds, meta)
+    stored = _read_checkpoint(path, meta)
 
     _, module = split_backbone(net, n_trainable)
     head = RetrievalHead(module, n_trainable)
-    optimizer = torch.optim.Adam([
-        {"params": list(head.head.parameters()), "lr": lr, "weight_decay": weight_decay},
-        {"params": list(head.pool.parameters()), "lr": 10 * lr, "weight_decay": 0.0},    # cirtorch: p, 10 x lr
-    ])
-    base_lrs = [lr, 10 * lr]
-    start, history = 0, []
-    if stored is not None:
-        head.load_state_dict(stored["head"])
-        optimizer.load_state_dict(stored["optimizer"])
-        start, history = int(stored["epoch"]), list(stored["history"])
-        if start > epochs:
-            warnings.warn(f"the checkpoint {path} has {start} epochs, more than the {epochs} asked: returning it as "
-                          "it is", stacklevel=2)
+    optimizer, base_lrs = _optimizer(head, lr, weight_decay)
+    start, history = _resume(head, optimizer, stored, epochs, path)
     head.meta = {**meta, "epochs": start, "loaded_epochs": start}
     if start >= epochs:
         return head.eval(), history
@@ -423,43 +542,12 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
     maps, _ = dataset_trunk_maps(ds, "train", net, n_trainable, size, progress)
     bar = tqdm(range(start, epochs), desc=f"fine-tuning {net.name} on {ds.name}", disable=not progress)
     for epoch in bar:
-        t0 = time.perf_counter()
-        rng = np.random.default_rng((seed, epoch))
-        q, p, pool = _epoch_tuples(rng, labels, queries_per_epoch, pool_size)
-        needed = np.unique(np.concatenate([q, p, pool]))            # described once, with the current head
-        where = np.zeros(len(labels), np.int64)
-        where[needed] = np.arange(len(needed))
-        V = head_descriptors(head, [maps[i] for i in needed])
-        Vq, Vpool = V[where[q]], V[where[pool]]
-        pos_sim = float(np.einsum("qd,qd->q", Vq, V[where[p]]).mean())
-        if mining == "hard":
-            mined = hard_negatives(Vq, Vpool, labels[q], labels[pool], n=n_negatives, one_per_label=True)  # (Q, n)
-        else:
-            mined = random_negatives(labels[q], labels[pool], n_negatives, rng)
-        negs = pool[mined]
-        neg_sim = float(np.einsum("qd,qnd->qn", Vq, Vpool[mined]).mean())
-        decay = math.exp(-0.01 * epoch)                                      # cirtorch's ExponentialLR
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base * decay
-        head.train()
-        total = 0.0
-        for s in range(0, len(q), batch_size):
-            optimizer.zero_grad()
-            value = _tuple_loss(head, maps, q[s:s + batch_size], p[s:s + batch_size], negs[s:s + batch_size],
-                                loss, margin)
-            value.backward()
-            optimizer.step()
-            total += float(value.detach()) * len(q[s:s + batch_size])
-        head.eval()
-        history.append({"epoch": epoch + 1, "loss": total / len(q), "seconds": time.perf_counter() - t0,
-                        "positive_similarity": pos_sim, "negative_similarity": neg_sim,
-                        "p": float(head.pool.p.detach()), "lr": base_lrs[0] * decay})
+        history.append(_train_epoch(head, optimizer, base_lrs, maps, labels, epoch, seed, queries_per_epoch,
+                                    pool_size, mining, n_negatives, batch_size, loss, margin))
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", p=f"{history[-1]['p']:.2f}")
         head.meta = {**meta, "epochs": epoch + 1, "loaded_epochs": start}
         if path is not None:
-            with atomic_write(path) as tmp:
-                torch.save({"meta": meta, "epoch": epoch + 1, "history": history, "head": head.state_dict(),
-                            "optimizer": optimizer.state_dict()}, tmp)
+            _save_checkpoint(path, meta, epoch + 1, history, head, optimizer)
     return head.eval(), history
 
 
