@@ -143,6 +143,44 @@ def _verify_pairs(feats, pairs: np.ndarray, ratio: float, model: str, threshold:
     return inliers, matches
 
 
+def _pairs_key(ds, split: str, paths: list, C: np.ndarray, params: dict) -> dict:
+    """The disk cache's key of :func:`verified_pairs`' candidates: the dataset and split, the split's files, a
+    digest of the vocabulary ``C (K, 128) float32``, ``params`` (:attr:`VerifiedPairs.params`), the SIFT
+    settings and OpenCV's version."""
+    import cv2
+
+    from .. import local
+    from ..cache import array_digest, files_fingerprint
+
+    return {"what": "verified pairs", "dataset": ds.name, "split": split, "files": files_fingerprint(paths),
+            "vocabulary": array_digest(C), **params, "sift": [int(params["max_features"]), local.MAX_SIZE],
+            "opencv": cv2.__version__, "version": 1}
+
+
+def _word_counts(feats, C: np.ndarray) -> sp.csr_matrix:
+    """Bag-of-words counts of the images of ``feats`` (:class:`coursekit.local.Features`, ``T`` descriptors in
+    all): each RootSIFT descriptor assigned to its nearest word of ``C (K, 128)``: ``(N, K)`` sparse counts."""
+    from .. import bow, local
+
+    words = bow.assign(local.rootsift(feats.desc.astype(np.float32)), C)           # (T,) word of each
+    return bow.word_counts(np.split(words, feats.offsets[1:-1]), len(C))           # (N, K)
+
+
+def _candidate_pairs(ds, split: str, paths: list, C: np.ndarray, params: dict,
+                     progress: bool) -> dict[str, np.ndarray]:
+    """Steps 1-3 of :func:`verified_pairs`, as cached: SIFT, tf-idf short lists, RANSAC. ``params``:
+    :attr:`VerifiedPairs.params`. Returns ``pairs (C, 2) int64``, ``inliers (C,) int64``, ``matches (C,)
+    int64`` and ``scores (C,) float32`` of every candidate pair, whatever its inliers."""
+    from .. import local
+
+    feats, _ = local.extract_sift(paths, max_features=params["max_features"], progress=progress,
+                                  desc=f"sift: {ds.name} {split}")
+    pairs, scores = _shortlists(_word_counts(feats, C), params["k"], params["alpha"])
+    inliers, matches = _verify_pairs(feats, pairs, params["ratio"], params["model"], params["threshold"],
+                                     params["seed"], progress, f"verifying {ds.name} {split} pairs")
+    return {"pairs": pairs, "inliers": inliers, "matches": matches, "scores": scores}
+
+
 def verified_pairs(ds, split: str = "train", k: int = 20, min_inliers: int = MIN_INLIERS, n_words: int = 4000,
                    alpha: float = 0.5, max_features: int = 500, ratio: float = 0.8, model: str = "homography",
                    threshold: float = 5.0, seed: int = 0, progress: bool = True) -> VerifiedPairs:
@@ -206,10 +244,8 @@ def verified_pairs(ds, split: str = "train", k: int = 20, min_inliers: int = MIN
       all of them and 0.579 for the labels: the wrong pairs are the whole
       problem.)
     """
-    import cv2
-
-    from .. import bow, local
-    from ..cache import array_digest, cached_arrays, files_fingerprint
+    from .. import bow
+    from ..cache import cached_arrays
 
     paths = _split_paths(ds, split)
     if not (isinstance(k, (int, np.integer)) and k >= 1):
@@ -217,21 +253,8 @@ def verified_pairs(ds, split: str = "train", k: int = 20, min_inliers: int = MIN
     C, s_voc = bow.dataset_vocabulary(ds, n_words, seed=seed, progress=progress)
     params = {"k": int(k), "n_words": int(n_words), "alpha": float(alpha), "max_features": int(max_features),
               "ratio": float(ratio), "model": model, "threshold": float(threshold), "seed": int(seed)}
-    key = {"what": "verified pairs", "dataset": ds.name, "split": split, "files": files_fingerprint(paths),
-           "vocabulary": array_digest(C), **params, "sift": [int(max_features), local.MAX_SIZE],
-           "opencv": cv2.__version__, "version": 1}
-
-    def compute() -> dict[str, np.ndarray]:
-        feats, _ = local.extract_sift(paths, max_features=max_features, progress=progress,
-                                      desc=f"sift: {ds.name} {split}")
-        words = bow.assign(local.rootsift(feats.desc.astype(np.float32)), C)           # (T,) word of each
-        counts = bow.word_counts(np.split(words, feats.offsets[1:-1]), len(C))         # (N, K)
-        pairs, scores = _shortlists(counts, int(k), alpha)
-        inliers, matches = _verify_pairs(feats, pairs, ratio, model, threshold, int(seed), progress,
-                                         f"verifying {ds.name} {split} pairs")
-        return {"pairs": pairs, "inliers": inliers, "matches": matches, "scores": scores}
-
-    arrays, saved = cached_arrays("pairs", key, compute)
+    key = _pairs_key(ds, split, paths, C, params)
+    arrays, saved = cached_arrays("pairs", key, lambda: _candidate_pairs(ds, split, paths, C, params, progress))
     found = VerifiedPairs(arrays["pairs"].reshape(-1, 2).astype(np.int64), arrays["inliers"].astype(np.int64),
                           arrays["matches"].astype(np.int64), arrays["scores"].astype(np.float32), len(paths), 0,
                           params, saved + s_voc)
