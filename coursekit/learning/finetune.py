@@ -64,8 +64,8 @@ __all__ = ["TRAIN_SIZE", "FAST", "split_backbone", "dataset_trunk_maps", "Retrie
            "finetune", "load_finetuned", "finetuned_descriptors", "checkpoint_meta"]
 
 TRAIN_SIZE = 480      # pixels on the longer side of the training and test images, as coursekit.methods.CNN_SIZE
-# A setting for CI and quick looks: `finetune(ds, **FAST)` trains in 7 to 40 s on two cores, as busy as they are
-# (embedded set: GeM's mAP 0.483 -> 0.555, against 0.594 for the defaults: notebook 08)
+# A setting for CI and quick looks: `finetune(ds, **FAST)` trains in well under a minute on two cores, for a smaller
+# gain than the defaults' (both measured in notebook 08 and the course report)
 FAST = {"epochs": 2, "queries_per_epoch": 48, "pool_size": 156, "lr": 3e-4}
 _MAX_HALF = 60000.0   # float16 holds up to 65504
 
@@ -148,8 +148,7 @@ def dataset_trunk_maps(ds, split: str, backbone: Backbone, n_trainable: int = 2,
     shape (aspect ratios, query boxes), so they are stored as one flat
     float16 array with their shapes; float16 halves the disk and memory,
     and the head (in float32) gives, from them, the off-the-shelf GeM
-    vectors within 1.5e-4 (L2 distance of the unit vectors, embedded
-    database). Keyed as :func:`coursekit.cnn.extract.dataset_descriptors`
+    vectors up to float16's rounding. Keyed as :func:`coursekit.cnn.extract.dataset_descriptors`
     (backbone, its weights file, size, the split's files and boxes) plus
     ``n_trainable``: a changed parameter never reuses stale maps.
     EfficientNet-Lite0, ``n_trainable=2``, 480 pixels: 192 x 11 x 15 per
@@ -464,7 +463,8 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
     default; triplets ``(q, p, n_k)``), averaged over the batch
     (:mod:`coursekit.learning.losses`). ``lr`` for the head, ``10 lr`` for
     ``p``, times ``exp(-0.01 epoch)``. ``size``: the training images'
-    longer side in pixels.
+    longer side in pixels. ``queries_per_epoch`` at most one per training
+    image; ``pool_size`` at most the whole training split.
 
     ``history``: one dict per epoch: ``epoch`` (1-based), ``loss`` (the
     mean over its tuples, before each step), ``seconds`` (mining and
@@ -483,42 +483,14 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
     named by a digest of the meta, so that a call with the same parameters
     trains once and then loads.
 
-    The defaults, measured on the embedded set (train on its 312 images of
-    52 objects, test on the 666 database images and 68 cropped queries of
-    other objects; the untrained head is exactly the off-the-shelf GeM;
-    2 CPU cores shared with other jobs, load average about 4). The table
-    was measured on a build of the embedded set made before its
-    generator's last change (off the shelf 0.461); on the current build,
-    notebook 08 measures 0.483 off the shelf, 0.594 with the defaults and
-    0.555 with :data:`FAST`, so read the table for the comparisons:
-
-    ====================================================  =================================
-    setting (others at their default)                     mAP after epoch 1 / 3 / 5 (10)
-    ====================================================  =================================
-    defaults: lr 1e-4, n_trainable 2, 480 px, margin 0.7  0.527 / 0.561 / **0.579** (0.552)
-    lr 1e-5                                               0.457 / 0.462 / 0.485 (0.501 at 8)
-    lr 3e-4                                               0.549 / 0.555 / 0.527 (0.567 at 4)
-    n_trainable 1 (twice as fast per epoch)               0.476 / 0.528 / 0.537
-    training at 360 px, testing at 480                    0.494 / 0.547 / 0.563
-    margin 0.85 (their README's)                          0.540 / 0.581 / 0.584
-    random negatives (``mining="random"``)                0.480 / 0.522 / 0.544
-    triplet loss, margin 0.1                              0.527 / 0.546 / 0.568
-    :data:`FAST`: 2 epochs of 48 queries, lr 3e-4         0.502 / 0.531 after epoch 2
-    ====================================================  =================================
-
-    ``lr``: their 1e-6 (5e-7 in their README) trains the whole of a
-    ResNet-101 for 100 epochs of 2000 queries; the last blocks, in five
-    short epochs, need 1e-4. Five epochs: past them, the training loss
-    keeps falling and the test mAP falls (0.552 after ten): the head
-    learns the 52 training objects. Time to train (trunk maps cached),
-    on 2 cores: the default 56 s (epochs of 10 to 12 s) and :data:`FAST`
-    6.6 s with a load average of 1.7; 343 s and 37 s with a load of 4
-    (other jobs running). On COIL-100 (objects 1-50 train, 51-100 test)
-    at 256 pixels, the defaults take GeM's mAP from 0.831 to 0.932 (7 s
-    an epoch, after 51 s for the trunk maps of the 3,568 training
-    images, 88 MB). ``queries_per_epoch`` at most one per training
-    image; ``pool_size`` at most the whole training split (the embedded
-    set's 312 images are all in every pool).
+    The defaults and their alternatives (learning rate, blocks trained,
+    size, margin, random negatives, triplet loss) are compared, mAP and
+    training time, in notebook 08 and the course report; the untrained
+    head is exactly the off-the-shelf GeM. ``lr``: their 1e-6 (5e-7 in
+    their README) trains a whole ResNet-101 for 100 epochs of 2000
+    queries; the last blocks, in five short epochs, need 1e-4. Five
+    epochs: past them the training loss keeps falling while the test mAP
+    falls, as the head learns the few training objects by heart.
     """
     margin = _check_finetune_args(ds, loss, mining, margin, epochs=epochs, queries_per_epoch=queries_per_epoch,
                                   pool_size=pool_size, n_negatives=n_negatives, batch_size=batch_size)
@@ -576,15 +548,13 @@ def finetuned_descriptors(ds, split: str, head: RetrievalHead, backbone: Backbon
     ``(N, D) float32``, L2-normalised.
 
     The trunk's maps come from :func:`dataset_trunk_maps` (cached: only
-    the head runs, a few seconds for the embedded set). ``size``: the
+    the head runs). ``size``: the
     images' longer side, by default the size ``head`` was trained at
     (``head.meta["size"]``; :data:`TRAIN_SIZE` for an untrained head).
     Testing at another size than the training one is allowed (Radenovic
-    et al.'s code trains at 362 pixels and tests at 1024), but on the
-    embedded set (the older build of the table above) a head trained at
-    240 pixels gained little at 480: mAP 0.461 -> 0.486 after 3 epochs
-    of 104 queries (lr 2e-4, 68 s with its trunk maps), against 0.539
-    trained at 480 (2 epochs of 60 queries, lr 3e-4, 63 s).
+    et al.'s code trains at 362 pixels and tests at 1024), but a head
+    trained much smaller than it is tested gains less than one trained at
+    the test size: the comparison is in notebook 08.
     """
     if head.meta and head.meta.get("backbone") not in (None, backbone.name):
         raise ValueError(f"this head was cut from {head.meta['backbone']}, not {backbone.name}")

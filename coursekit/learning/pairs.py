@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 __all__ = ["MIN_INLIERS", "VerifiedPairs", "verified_pairs", "pseudo_labels", "pair_quality"]
 
-#: Default least number of RANSAC inliers of a kept pair (measured on COIL-100: see verified_pairs).
+#: Default least number of RANSAC inliers of a kept pair (fewer let wrong pairs chain components: see verified_pairs).
 MIN_INLIERS = 12
 
 _SPLITS = ("train", "db")
@@ -158,7 +158,7 @@ def _pairs_key(ds, split: str, paths: list, C: np.ndarray, params: dict) -> dict
 
 
 def _word_counts(feats, C: np.ndarray) -> sp.csr_matrix:
-    """Bag-of-words counts of the images of ``feats`` (:class:`coursekit.local.Features`, ``T`` descriptors in
+    """Bag-of-words counts of the images of ``feats`` (:class:`coursekit.local.LocalFeatures`, ``T`` descriptors in
     all): each RootSIFT descriptor assigned to its nearest word of ``C (K, 128)``: ``(N, K)`` sparse counts."""
     from .. import bow, local
 
@@ -215,34 +215,21 @@ def verified_pairs(ds, split: str = "train", k: int = 20, min_inliers: int = MIN
     trying another threshold costs nothing, and ``min_inliers=0`` returns
     every verified candidate (with its inliers, to choose a threshold by).
 
-    Measured (true labels used only to measure; :func:`pair_quality`),
-    ``k = 20`` and the other defaults, on 2 CPU cores:
-
-    - COIL-100, 3,568 training images of 50 objects on black: 44,435
-      candidates in 25 s (SIFT included; the vocabulary 27 s more); with 12
-      inliers or more, 14,715 pairs of precision 0.970, 109 components of
-      purity 0.948 covering 47 of the 50 objects. From 8 to 40 inliers the
-      precision stays at 0.96-0.97, but below 10 a few wrong pairs chain
-      the components together (purity 0.68 at 8, 0.07 at 4): hence
-      ``MIN_INLIERS = 12``. Fine-tuning on these pseudo-labels
-      (:func:`~coursekit.learning.finetune.finetune`'s defaults) takes
-      GeM's mAP from 0.832 to 0.887; the true labels, to 0.933.
-    - The embedded set, 312 training images of 52 objects: 4,453
-      candidates in 12 s (50 s with an empty cache: SIFT and the
-      vocabulary), 0.2 s cached; with 12 inliers or more, 848 pairs of
-      precision 0.35 only (notebook 08), whatever the threshold. Every
-      image is rendered on a crop of one of eleven background photographs,
-      and two crops of one photograph are a perfectly rigid match: 78 % of
-      the wrong pairs share their background photograph, with up to 202
-      inliers. Verification proves that two images share a rigid scene,
-      not that they show the object their labels name. The components
-      merge nearly everything (one component of two images or more), and
-      fine-tuning on them lowers the mAP from 0.483 to 0.379 (the true
-      labels: 0.594; notebook 08, 2026-12-05). (On a build of the
-      embedded set older than its generator's last change, the right
-      pairs alone, picked with the labels, gave 0.548 against 0.395 for
-      all of them and 0.579 for the labels: the wrong pairs are the whole
-      problem.)
+    Why ``MIN_INLIERS = 12`` (measured with :func:`pair_quality`, the true
+    labels used only to measure, on COIL-100 and the embedded set in
+    notebook 08 and the course report): over a wide range of thresholds
+    the pairs' precision barely changes, but at lower ones a few wrong
+    pairs chain the connected components together, and
+    :func:`pseudo_labels` merges many objects into one. On COIL-100
+    (objects on black) the verified pairs are nearly all right and
+    fine-tuning on their pseudo-labels gains most of what the true labels
+    give. On the embedded set they are not: every image is rendered on a
+    crop of one of a few background photographs, and two crops of one
+    photograph are a perfectly rigid match, so most wrong pairs share
+    their background. Verification proves that two images share a rigid
+    scene, not that they show the object their labels name; the
+    components merge nearly everything, and fine-tuning on them lowers
+    the mAP: the wrong pairs are the whole problem.
     """
     from .. import bow
     from ..cache import cached_arrays
