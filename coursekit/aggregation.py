@@ -418,9 +418,9 @@ def dataset_triangulation(ds, k: int = 16, drop: int = 0, n_sample: int = 20_000
     :func:`coursekit.bow.dataset_vocabulary`, centring and whitening
     (:func:`fit_triangulation`) learned on ``n_sample`` RootSIFT descriptors
     of its training split. The PCA is cached on disk, one for every value
-    of ``drop``. It runs on one thread: on the embedded set (20,000 x 2,048)
-    it took 16 s on one thread and 10 s on two on an idle 2-core machine,
-    but 80 to 190 s on two while other jobs kept a core busy.
+    of ``drop``. It runs on one thread: two threads gain little on an idle
+    2-core machine and are several times slower while other jobs keep a
+    core busy.
 
     Returns the embedding and the seconds the cache saved.
     """

@@ -37,8 +37,7 @@ def train_vocabulary(X: np.ndarray, k: int, seed: int = 0, batch_size: int = 409
     ``X (M, D) float32`` -> ``(k, D) float32``. Uses scikit-learn's
     ``MiniBatchKMeans`` (Sculley, WWW 2010), seeded. On one thread: its
     products are thin, and with two threads on a busy 2-core machine they
-    slowed down eightfold (k = 1000: 86.6 s against 10.3 s on one thread,
-    both measured while other jobs ran).
+    ran several times slower than on one (threads waiting for a core).
     """
     from sklearn.cluster import MiniBatchKMeans
     from threadpoolctl import threadpool_limits
@@ -210,7 +209,7 @@ def dataset_vocabulary(ds, k: int, seed: int = 0, n_sample: int = 100_000, progr
     Returns ``C (k, 128) float32`` and the seconds the cache saved. k-means
     runs 10 passes of mini-batches of 8192: on the embedded set's 100k
     descriptors and k = 4000 this reaches the inertia of 50 passes of 4096
-    in a tenth of the time.
+    in much less time.
     """
     from .cache import cached_arrays
 

@@ -170,7 +170,7 @@ def _minimal_homographies(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
     With ``h33 = 1`` the 8 DLT equations of 4 matches are a square system
     ``A[:, :8] h = -A[:, 8]``, solved for all samples by one batched
-    ``np.linalg.solve``, about 10 times faster than a batched SVD of the
+    ``np.linalg.solve``, much faster than a batched SVD of the
     ``(B, 8, 9)`` stack. ``h33 = 0`` would mean the origin maps to infinity:
     in normalised coordinates the origin is the centroid of the matches,
     which a real homography between two views of an object keeps finite.
@@ -217,8 +217,8 @@ def _one_blas_thread():
 
     RANSAC makes thousands of tiny LAPACK calls; when OpenBLAS hands each
     to its threads and another process keeps the cores busy, every call
-    waits for a thread to be scheduled, and RANSAC ran up to 10 times slower
-    (measured on 2 cores). One thread is never slower for these sizes.
+    waits for a thread to be scheduled, and RANSAC ran several times slower
+    on a busy 2-core machine. One thread is never slower for these sizes.
     """
     try:
         from threadpoolctl import ThreadpoolController  # installed with scikit-learn

@@ -44,7 +44,7 @@ responds to vertical stripes (intensity changing along x), orientation
 Everything after loading is vectorised with FFTs (SciPy's, in single
 precision for the filters): one forward FFT per image and one batched
 inverse FFT for the 32 filters; the bank is computed once per size and kept
-in memory. About 25 ms per image on one core.
+in memory.
 """
 
 from __future__ import annotations

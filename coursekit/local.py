@@ -194,7 +194,7 @@ def _one_thread() -> None:
 
 def _default_workers(n_images: int) -> int:
     """Processes for ``n_images`` images: 0 (in this process) below 200 images,
-    where starting the processes (1 to 2 s) costs about what they save."""
+    where starting the processes costs about what they save."""
     return 0 if n_images < 200 else min(os.cpu_count() or 1, 8)
 
 
@@ -256,19 +256,19 @@ def extract_sift(
     (``cache_root()/sift/``), keyed by the block's file names, sizes and
     modification times, its boxes, the parameters and the OpenCV version.
     One file per block and not per image, because opening many small files
-    is slow (3,600 per-image ``.npz`` files: 0.9 s to read, against 0.01 s
-    for the same arrays in one file, measured with a warm OS cache); and
+    is slow (thousands of per-image ``.npz`` files take far longer to read
+    than the same arrays in one file, even with a warm OS cache); and
     not one file per dataset, so that an interrupted extraction keeps the
     blocks already done and a changed file recomputes only its block.
 
     ``workers``: processes that extract in parallel (``None``: one per core,
     up to 8, for a block of 200 images or more; 0: this process only).
-    Measured on a 2-core machine (``benchmarks/bench_local.py`` and the same
-    calls in a loop), 2 processes with one OpenCV thread each against this
-    process with OpenCV's 2 threads, start of the processes included: 1.4x
-    (300 embedded images), 1.8-2x (400 SMVS photos), 1.1x (2,000 COIL
-    thumbnails, where starting the processes is a third of the time); and
-    no gain while other programs keep both cores busy. Decoding the image
+    On a 2-core machine, 2 processes with one OpenCV thread each beat this
+    process with OpenCV's 2 threads, start of the processes included, most
+    on large photographs and least on thumbnails (where starting the
+    processes is a large part of the time), and gain nothing while other
+    programs keep both cores busy (``benchmarks/bench_local.py`` measures
+    it). Decoding the image
     and OpenCV's serial parts of SIFT are what the processes overlap. They
     are started with ``spawn``: a ``fork`` after OpenCV started its threads
     hung in our tests. In a script, ``spawn`` needs the script's code under

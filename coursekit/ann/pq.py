@@ -300,13 +300,10 @@ def train_opq(X: np.ndarray, M: int, nbits: int = 8, n_iter: int = 50, n_pq_iter
     Every step lowers the quantization error or keeps it, so with
     ``init="identity"`` it is never above PQ's on those vectors (k-means
     commutes with a translation). Which start ends lowest depends on the
-    data. We measured: on 10,000 synthetic 32-D vectors
-    (:func:`~coursekit.ann.synthetic_vectors`, M = 8, 20 iterations), a
-    training error of 0.83 from ``pca``, 1.10 from the identity and from
-    random (PQ: 1.23); on 20,000 COIL-100 RootSIFT vectors (M = 16, 50
-    iterations), recall@10 on 100,000 others of 0.945 from random, 0.932
-    from the identity, 0.807 from ``pca`` (PQ: 0.929). Hence the default,
-    faiss's: random.
+    data: ``pca`` can end with the lowest training error on synthetic
+    vectors (:func:`~coursekit.ann.synthetic_vectors`) and yet the worst
+    recall on real RootSIFT ones, where random does best (the course
+    report's OPQ comparison). Hence the default, faiss's: random.
 
     Returns ``R (D, D) float32`` (orthogonal; rotate with ``X @ R``) and
     ``codebooks (M, 2^nbits, D / M) float32``.

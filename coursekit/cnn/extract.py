@@ -15,10 +15,10 @@ A query with a box is resized as a whole image would be, then cropped
 to its box: the object keeps the scale it would have in a database
 image, as in Radenovic et al.'s code, which shrinks an image too large
 but never enlarges a crop. Cutting the box first and resizing the crop
-to ``size`` would enlarge the object (about 3 times on the embedded set),
-and a CNN's filters have a fixed size in pixels: on the embedded set,
-GeM's mAP was 0.302 with enlarged crops and 0.471 with crops at the
-database's scale (notebook 07). Vectors are returned unnormalised for one scale, so that
+to ``size`` would enlarge the object (several times for small boxes),
+and a CNN's filters have a fixed size in pixels: enlarged crops lose much
+of GeM's mAP against crops at the database's scale (measured in notebook
+07). Vectors are returned unnormalised for one scale, so that
 the caller decides (the methods L2-normalise, whiten, normalise again).
 
 Images of the same resized shape are run as one batch of at most

@@ -64,8 +64,8 @@ __all__ = ["TRAIN_SIZE", "FAST", "split_backbone", "dataset_trunk_maps", "Retrie
            "finetune", "load_finetuned", "finetuned_descriptors", "checkpoint_meta"]
 
 TRAIN_SIZE = 480      # pixels on the longer side of the training and test images, as coursekit.methods.CNN_SIZE
-# A setting for CI and quick looks: `finetune(ds, **FAST)` trains in 7 to 40 s on two cores, as busy as they are
-# (embedded set: GeM's mAP 0.483 -> 0.555, against 0.594 for the defaults: notebook 08)
+# A setting for CI and quick looks: `finetune(ds, **FAST)` trains in well under a minute on two cores, for a smaller
+# gain than the defaults' (both measured in notebook 08 and the course report)
 FAST = {"epochs": 2, "queries_per_epoch": 48, "pool_size": 156, "lr": 3e-4}
 _MAX_HALF = 60000.0   # float16 holds up to 65504
 
@@ -148,8 +148,7 @@ def dataset_trunk_maps(ds, split: str, backbone: Backbone, n_trainable: int = 2,
     shape (aspect ratios, query boxes), so they are stored as one flat
     float16 array with their shapes; float16 halves the disk and memory,
     and the head (in float32) gives, from them, the off-the-shelf GeM
-    vectors within 1.5e-4 (L2 distance of the unit vectors, embedded
-    database). Keyed as :func:`coursekit.cnn.extract.dataset_descriptors`
+    vectors up to float16's rounding. Keyed as :func:`coursekit.cnn.extract.dataset_descriptors`
     (backbone, its weights file, size, the split's files and boxes) plus
     ``n_trainable``: a changed parameter never reuses stale maps.
     EfficientNet-Lite0, ``n_trainable=2``, 480 pixels: 192 x 11 x 15 per
@@ -293,6 +292,156 @@ def _tuple_loss(head: RetrievalHead, maps: list, q: np.ndarray, p: np.ndarray, n
     return contrastive_loss(x1, x2, y, margin)
 
 
+def _check_finetune_args(ds, loss: str, mining: str, margin: float | None, **counts) -> float:
+    """Refuse what :func:`finetune` cannot do; return the margin (``loss``'s default where ``None``).
+
+    ``counts``: ``epochs`` (an integer >= 0) and the other integer
+    parameters (each >= 1), by name, as the error messages name them.
+    """
+    if loss not in ("contrastive", "triplet"):
+        raise ValueError(f"loss must be 'contrastive' or 'triplet'; got {loss!r}")
+    if not ds.train or ds.train_labels is None:
+        raise ValueError(f"fine-tuning needs a labelled training split, and {ds.name!r} has none")
+    if mining not in ("hard", "random"):
+        raise ValueError(f"mining must be 'hard' or 'random'; got {mining!r}")
+    if margin is None:
+        margin = 0.7 if loss == "contrastive" else 0.1
+    for name, value in counts.items():
+        if not (isinstance(value, (int, np.integer)) and value >= (0 if name == "epochs" else 1)):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return margin
+
+
+def _checkpoint_path(checkpoint: str | Path | None, ds, meta: dict) -> Path | None:
+    """Where :func:`finetune` keeps its checkpoint: ``None`` (none), the path given, or for ``"auto"`` a file in
+    ``cache_root()/finetune`` named by the dataset and a digest of ``meta``."""
+    path = None if checkpoint is None else Path(checkpoint).expanduser()
+    if checkpoint == "auto":
+        from ..cache import cache_root, key_digest
+
+        path = cache_root() / "finetune" / f"{ds.name}-{key_digest(meta)}.pt"
+    return path
+
+
+def _read_checkpoint(path: Path | None, meta: dict) -> dict | None:
+    """The checkpoint at ``path`` (``meta``, ``epoch``, ``history``, ``head`` and ``optimizer`` state dicts), or
+    ``None`` where there is none; a ValueError naming the differences if it was trained with other ``meta``."""
+    if path is None or not path.exists():
+        return None
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    diff = _differences(stored["meta"], meta)
+    if diff:
+        raise ValueError(f"the checkpoint {path} was trained otherwise ({'; '.join(diff)}). It is not "
+                         f"overwritten: pass another checkpoint path, or delete {path} to train afresh")
+    return stored
+
+
+def _optimizer(head: RetrievalHead, lr: float, weight_decay: float) -> tuple[torch.optim.Adam, list[float]]:
+    """Adam over the head's weights (``lr``, ``weight_decay``) and GeM's ``p`` (``10 lr``, no weight decay), as
+    cirtorch's code: ``(optimizer, base learning rates of its two parameter groups)``."""
+    optimizer = torch.optim.Adam([
+        {"params": list(head.head.parameters()), "lr": lr, "weight_decay": weight_decay},
+        {"params": list(head.pool.parameters()), "lr": 10 * lr, "weight_decay": 0.0},    # cirtorch: p, 10 x lr
+    ])
+    return optimizer, [lr, 10 * lr]
+
+
+def _mine_tuples(head: RetrievalHead, maps: list, labels: np.ndarray, q: np.ndarray, p: np.ndarray,
+                 pool: np.ndarray, mining: str, n_negatives: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+    """The negatives of an epoch's queries, mined with the current head: ``(negs, pos_sim, neg_sim)``.
+
+    ``q (Q,)``, ``p (Q,)``, ``pool (P,)`` int64 indices into the training
+    split (``maps``, ``labels (T,)``). Every image needed is described once
+    (:func:`head_descriptors`, ``(U, D) float32``). ``negs (Q, n_negatives)
+    int64``: indices into the training split, the hardest of the pool, one
+    per label (``mining="hard"``), or drawn from ``rng`` among other labels
+    (``"random"``). ``pos_sim``, ``neg_sim``: the mean dot product of each
+    query with its positive, and with its negatives (floats).
+    """
+    needed = np.unique(np.concatenate([q, p, pool]))            # described once, with the current head
+    where = np.zeros(len(labels), np.int64)
+    where[needed] = np.arange(len(needed))
+    V = head_descriptors(head, [maps[i] for i in needed])
+    Vq, Vpool = V[where[q]], V[where[pool]]
+    pos_sim = float(np.einsum("qd,qd->q", Vq, V[where[p]]).mean())
+    if mining == "hard":
+        mined = hard_negatives(Vq, Vpool, labels[q], labels[pool], n=n_negatives, one_per_label=True)  # (Q, n)
+    else:
+        mined = random_negatives(labels[q], labels[pool], n_negatives, rng)
+    neg_sim = float(np.einsum("qd,qnd->qn", Vq, Vpool[mined]).mean())
+    return pool[mined], pos_sim, neg_sim
+
+
+def _decay_lr(optimizer: torch.optim.Optimizer, base_lrs: list[float], epoch: int) -> float:
+    """Set each parameter group's learning rate to its base times ``exp(-0.01 epoch)`` (cirtorch's
+    ExponentialLR; ``epoch`` 0-based); return that factor."""
+    decay = math.exp(-0.01 * epoch)                                      # cirtorch's ExponentialLR
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base * decay
+    return decay
+
+
+def _adam_steps(head: RetrievalHead, optimizer: torch.optim.Optimizer, maps: list, q: np.ndarray, p: np.ndarray,
+                 negs: np.ndarray, batch_size: int, loss: str, margin: float) -> float:
+    """One Adam step per ``batch_size`` tuples ``q (Q,)``, ``p (Q,)``, ``negs (Q, n)`` (int64 indices into
+    ``maps``), in their order, the head in training mode (batch norm frozen) and left in eval mode: the mean loss
+    over the tuples, each batch's taken before its step (a float)."""
+    head.train()
+    total = 0.0
+    for s in range(0, len(q), batch_size):
+        optimizer.zero_grad()
+        value = _tuple_loss(head, maps, q[s:s + batch_size], p[s:s + batch_size], negs[s:s + batch_size],
+                            loss, margin)
+        value.backward()
+        optimizer.step()
+        total += float(value.detach()) * len(q[s:s + batch_size])
+    head.eval()
+    return total / len(q)
+
+
+def _resume(head: RetrievalHead, optimizer: torch.optim.Optimizer, stored: dict | None, epochs: int,
+            path: Path | None) -> tuple[int, list[dict]]:
+    """Load a checkpoint's head and optimiser states (``stored``, from :func:`_read_checkpoint`, or ``None``):
+    ``(epochs done, history so far)``, ``(0, [])`` without one. Warns (for :func:`finetune`'s caller) if it holds
+    more than ``epochs`` epochs."""
+    if stored is None:
+        return 0, []
+    head.load_state_dict(stored["head"])
+    optimizer.load_state_dict(stored["optimizer"])
+    start, history = int(stored["epoch"]), list(stored["history"])
+    if start > epochs:
+        warnings.warn(f"the checkpoint {path} has {start} epochs, more than the {epochs} asked: returning it as "
+                      "it is", stacklevel=3)
+    return start, history
+
+
+def _train_epoch(head: RetrievalHead, optimizer: torch.optim.Optimizer, base_lrs: list[float], maps: list,
+                 labels: np.ndarray, epoch: int, seed: int, queries: int, pool_size: int, mining: str,
+                 n_negatives: int, batch_size: int, loss: str, margin: float) -> dict:
+    """One epoch of :func:`finetune` (``epoch`` 0-based): draw its tuples from ``default_rng((seed, epoch))``,
+    mine their negatives with the current head, decay the learning rate, take the Adam steps. ``maps``: the
+    training split's trunk maps; ``labels (T,)``. Returns the epoch's row of the history (see :func:`finetune`)."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng((seed, epoch))
+    q, p, pool = _epoch_tuples(rng, labels, queries, pool_size)
+    negs, pos_sim, neg_sim = _mine_tuples(head, maps, labels, q, p, pool, mining, n_negatives, rng)
+    decay = _decay_lr(optimizer, base_lrs, epoch)
+    mean_loss = _adam_steps(head, optimizer, maps, q, p, negs, batch_size, loss, margin)
+    return {"epoch": epoch + 1, "loss": mean_loss, "seconds": time.perf_counter() - t0,
+            "positive_similarity": pos_sim, "negative_similarity": neg_sim,
+            "p": float(head.pool.p.detach()), "lr": base_lrs[0] * decay}
+
+
+def _save_checkpoint(path: Path, meta: dict, epoch: int, history: list[dict], head: RetrievalHead,
+                     optimizer: torch.optim.Optimizer) -> None:
+    """Write a checkpoint that :func:`finetune` resumes from and :func:`load_finetuned` loads, atomically:
+    ``meta``, ``epoch`` (epochs done), ``history`` and the head's and the optimiser's state dicts."""
+    with atomic_write(path) as tmp:
+        torch.save({"meta": meta, "epoch": epoch, "history": history, "head": head.state_dict(),
+                    "optimizer": optimizer.state_dict()}, tmp)
+
+
 def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: int = 2, loss: str = "contrastive",
              margin: float | None = None, epochs: int = 5, queries_per_epoch: int = 156, pool_size: int = 2000,
              n_negatives: int = 5, mining: str = "hard", lr: float = 1e-4, weight_decay: float = 1e-6,
@@ -314,7 +463,8 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
     default; triplets ``(q, p, n_k)``), averaged over the batch
     (:mod:`coursekit.learning.losses`). ``lr`` for the head, ``10 lr`` for
     ``p``, times ``exp(-0.01 epoch)``. ``size``: the training images'
-    longer side in pixels.
+    longer side in pixels. ``queries_per_epoch`` at most one per training
+    image; ``pool_size`` at most the whole training split.
 
     ``history``: one dict per epoch: ``epoch`` (1-based), ``loss`` (the
     mean over its tuples, before each step), ``seconds`` (mining and
@@ -333,89 +483,30 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
     named by a digest of the meta, so that a call with the same parameters
     trains once and then loads.
 
-    The defaults, measured on the embedded set (train on its 312 images of
-    52 objects, test on the 666 database images and 68 cropped queries of
-    other objects; the untrained head is exactly the off-the-shelf GeM;
-    2 CPU cores shared with other jobs, load average about 4). The table
-    was measured on a build of the embedded set made before its
-    generator's last change (off the shelf 0.461); on the current build,
-    notebook 08 measures 0.483 off the shelf, 0.594 with the defaults and
-    0.555 with :data:`FAST`, so read the table for the comparisons:
-
-    ====================================================  =================================
-    setting (others at their default)                     mAP after epoch 1 / 3 / 5 (10)
-    ====================================================  =================================
-    defaults: lr 1e-4, n_trainable 2, 480 px, margin 0.7  0.527 / 0.561 / **0.579** (0.552)
-    lr 1e-5                                               0.457 / 0.462 / 0.485 (0.501 at 8)
-    lr 3e-4                                               0.549 / 0.555 / 0.527 (0.567 at 4)
-    n_trainable 1 (twice as fast per epoch)               0.476 / 0.528 / 0.537
-    training at 360 px, testing at 480                    0.494 / 0.547 / 0.563
-    margin 0.85 (their README's)                          0.540 / 0.581 / 0.584
-    random negatives (``mining="random"``)                0.480 / 0.522 / 0.544
-    triplet loss, margin 0.1                              0.527 / 0.546 / 0.568
-    :data:`FAST`: 2 epochs of 48 queries, lr 3e-4         0.502 / 0.531 after epoch 2
-    ====================================================  =================================
-
-    ``lr``: their 1e-6 (5e-7 in their README) trains the whole of a
-    ResNet-101 for 100 epochs of 2000 queries; the last blocks, in five
-    short epochs, need 1e-4. Five epochs: past them, the training loss
-    keeps falling and the test mAP falls (0.552 after ten): the head
-    learns the 52 training objects. Time to train (trunk maps cached),
-    on 2 cores: the default 56 s (epochs of 10 to 12 s) and :data:`FAST`
-    6.6 s with a load average of 1.7; 343 s and 37 s with a load of 4
-    (other jobs running). On COIL-100 (objects 1-50 train, 51-100 test)
-    at 256 pixels, the defaults take GeM's mAP from 0.831 to 0.932 (7 s
-    an epoch, after 51 s for the trunk maps of the 3,568 training
-    images, 88 MB). ``queries_per_epoch`` at most one per training
-    image; ``pool_size`` at most the whole training split (the embedded
-    set's 312 images are all in every pool).
+    The defaults and their alternatives (learning rate, blocks trained,
+    size, margin, random negatives, triplet loss) are compared, mAP and
+    training time, in notebook 08 and the course report; the untrained
+    head is exactly the off-the-shelf GeM. ``lr``: their 1e-6 (5e-7 in
+    their README) trains a whole ResNet-101 for 100 epochs of 2000
+    queries; the last blocks, in five short epochs, need 1e-4. Five
+    epochs: past them the training loss keeps falling while the test mAP
+    falls, as the head learns the few training objects by heart.
     """
-    if loss not in ("contrastive", "triplet"):
-        raise ValueError(f"loss must be 'contrastive' or 'triplet'; got {loss!r}")
-    if not ds.train or ds.train_labels is None:
-        raise ValueError(f"fine-tuning needs a labelled training split, and {ds.name!r} has none")
-    if mining not in ("hard", "random"):
-        raise ValueError(f"mining must be 'hard' or 'random'; got {mining!r}")
-    if margin is None:
-        margin = 0.7 if loss == "contrastive" else 0.1
-    for name, value in (("epochs", epochs), ("queries_per_epoch", queries_per_epoch), ("pool_size", pool_size),
-                        ("n_negatives", n_negatives), ("batch_size", batch_size)):
-        if not (isinstance(value, (int, np.integer)) and value >= (0 if name == "epochs" else 1)):
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    margin = _check_finetune_args(ds, loss, mining, margin, epochs=epochs, queries_per_epoch=queries_per_epoch,
+                                  pool_size=pool_size, n_negatives=n_negatives, batch_size=batch_size)
     net = load_backbone(backbone) if isinstance(backbone, str) else backbone
     labels = np.asarray(ds.train_labels)
     meta = checkpoint_meta(ds, net, n_trainable=int(n_trainable), size=int(size), loss=loss, margin=float(margin),
                            lr=float(lr), weight_decay=float(weight_decay), queries_per_epoch=int(queries_per_epoch),
                            pool_size=int(pool_size), n_negatives=int(n_negatives), mining=mining,
                            batch_size=int(batch_size), seed=int(seed))
-    path = None if checkpoint is None else Path(checkpoint).expanduser()
-    if checkpoint == "auto":
-        from ..cache import cache_root, key_digest
-
-        path = cache_root() / "finetune" / f"{ds.name}-{key_digest(meta)}.pt"
-    stored = None
-    if path is not None and path.exists():
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        diff = _differences(stored["meta"], meta)
-        if diff:
-            raise ValueError(f"the checkpoint {path} was trained otherwise ({'; '.join(diff)}). It is not "
-                             f"overwritten: pass another checkpoint path, or delete {path} to train afresh")
+    path = _checkpoint_path(checkpoint, ds, meta)
+    stored = _read_checkpoint(path, meta)
 
     _, module = split_backbone(net, n_trainable)
     head = RetrievalHead(module, n_trainable)
-    optimizer = torch.optim.Adam([
-        {"params": list(head.head.parameters()), "lr": lr, "weight_decay": weight_decay},
-        {"params": list(head.pool.parameters()), "lr": 10 * lr, "weight_decay": 0.0},    # cirtorch: p, 10 x lr
-    ])
-    base_lrs = [lr, 10 * lr]
-    start, history = 0, []
-    if stored is not None:
-        head.load_state_dict(stored["head"])
-        optimizer.load_state_dict(stored["optimizer"])
-        start, history = int(stored["epoch"]), list(stored["history"])
-        if start > epochs:
-            warnings.warn(f"the checkpoint {path} has {start} epochs, more than the {epochs} asked: returning it as "
-                          "it is", stacklevel=2)
+    optimizer, base_lrs = _optimizer(head, lr, weight_decay)
+    start, history = _resume(head, optimizer, stored, epochs, path)
     head.meta = {**meta, "epochs": start, "loaded_epochs": start}
     if start >= epochs:
         return head.eval(), history
@@ -423,43 +514,12 @@ def finetune(ds, backbone: str | Backbone = "efficientnet_lite0", n_trainable: i
     maps, _ = dataset_trunk_maps(ds, "train", net, n_trainable, size, progress)
     bar = tqdm(range(start, epochs), desc=f"fine-tuning {net.name} on {ds.name}", disable=not progress)
     for epoch in bar:
-        t0 = time.perf_counter()
-        rng = np.random.default_rng((seed, epoch))
-        q, p, pool = _epoch_tuples(rng, labels, queries_per_epoch, pool_size)
-        needed = np.unique(np.concatenate([q, p, pool]))            # described once, with the current head
-        where = np.zeros(len(labels), np.int64)
-        where[needed] = np.arange(len(needed))
-        V = head_descriptors(head, [maps[i] for i in needed])
-        Vq, Vpool = V[where[q]], V[where[pool]]
-        pos_sim = float(np.einsum("qd,qd->q", Vq, V[where[p]]).mean())
-        if mining == "hard":
-            mined = hard_negatives(Vq, Vpool, labels[q], labels[pool], n=n_negatives, one_per_label=True)  # (Q, n)
-        else:
-            mined = random_negatives(labels[q], labels[pool], n_negatives, rng)
-        negs = pool[mined]
-        neg_sim = float(np.einsum("qd,qnd->qn", Vq, Vpool[mined]).mean())
-        decay = math.exp(-0.01 * epoch)                                      # cirtorch's ExponentialLR
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base * decay
-        head.train()
-        total = 0.0
-        for s in range(0, len(q), batch_size):
-            optimizer.zero_grad()
-            value = _tuple_loss(head, maps, q[s:s + batch_size], p[s:s + batch_size], negs[s:s + batch_size],
-                                loss, margin)
-            value.backward()
-            optimizer.step()
-            total += float(value.detach()) * len(q[s:s + batch_size])
-        head.eval()
-        history.append({"epoch": epoch + 1, "loss": total / len(q), "seconds": time.perf_counter() - t0,
-                        "positive_similarity": pos_sim, "negative_similarity": neg_sim,
-                        "p": float(head.pool.p.detach()), "lr": base_lrs[0] * decay})
+        history.append(_train_epoch(head, optimizer, base_lrs, maps, labels, epoch, seed, queries_per_epoch,
+                                    pool_size, mining, n_negatives, batch_size, loss, margin))
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", p=f"{history[-1]['p']:.2f}")
         head.meta = {**meta, "epochs": epoch + 1, "loaded_epochs": start}
         if path is not None:
-            with atomic_write(path) as tmp:
-                torch.save({"meta": meta, "epoch": epoch + 1, "history": history, "head": head.state_dict(),
-                            "optimizer": optimizer.state_dict()}, tmp)
+            _save_checkpoint(path, meta, epoch + 1, history, head, optimizer)
     return head.eval(), history
 
 
@@ -488,15 +548,13 @@ def finetuned_descriptors(ds, split: str, head: RetrievalHead, backbone: Backbon
     ``(N, D) float32``, L2-normalised.
 
     The trunk's maps come from :func:`dataset_trunk_maps` (cached: only
-    the head runs, a few seconds for the embedded set). ``size``: the
+    the head runs). ``size``: the
     images' longer side, by default the size ``head`` was trained at
     (``head.meta["size"]``; :data:`TRAIN_SIZE` for an untrained head).
     Testing at another size than the training one is allowed (Radenovic
-    et al.'s code trains at 362 pixels and tests at 1024), but on the
-    embedded set (the older build of the table above) a head trained at
-    240 pixels gained little at 480: mAP 0.461 -> 0.486 after 3 epochs
-    of 104 queries (lr 2e-4, 68 s with its trunk maps), against 0.539
-    trained at 480 (2 epochs of 60 queries, lr 3e-4, 63 s).
+    et al.'s code trains at 362 pixels and tests at 1024), but a head
+    trained much smaller than it is tested gains less than one trained at
+    the test size: the comparison is in notebook 08.
     """
     if head.meta and head.meta.get("backbone") not in (None, backbone.name):
         raise ValueError(f"this head was cut from {head.meta['backbone']}, not {backbone.name}")

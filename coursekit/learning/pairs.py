@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 __all__ = ["MIN_INLIERS", "VerifiedPairs", "verified_pairs", "pseudo_labels", "pair_quality"]
 
-#: Default least number of RANSAC inliers of a kept pair (measured on COIL-100: see verified_pairs).
+#: Default least number of RANSAC inliers of a kept pair (fewer let wrong pairs chain components: see verified_pairs).
 MIN_INLIERS = 12
 
 _SPLITS = ("train", "db")
@@ -143,6 +143,44 @@ def _verify_pairs(feats, pairs: np.ndarray, ratio: float, model: str, threshold:
     return inliers, matches
 
 
+def _pairs_key(ds, split: str, paths: list, C: np.ndarray, params: dict) -> dict:
+    """The disk cache's key of :func:`verified_pairs`' candidates: the dataset and split, the split's files, a
+    digest of the vocabulary ``C (K, 128) float32``, ``params`` (:attr:`VerifiedPairs.params`), the SIFT
+    settings and OpenCV's version."""
+    import cv2
+
+    from .. import local
+    from ..cache import array_digest, files_fingerprint
+
+    return {"what": "verified pairs", "dataset": ds.name, "split": split, "files": files_fingerprint(paths),
+            "vocabulary": array_digest(C), **params, "sift": [int(params["max_features"]), local.MAX_SIZE],
+            "opencv": cv2.__version__, "version": 1}
+
+
+def _word_counts(feats, C: np.ndarray) -> sp.csr_matrix:
+    """Bag-of-words counts of the images of ``feats`` (:class:`coursekit.local.LocalFeatures`, ``T`` descriptors in
+    all): each RootSIFT descriptor assigned to its nearest word of ``C (K, 128)``: ``(N, K)`` sparse counts."""
+    from .. import bow, local
+
+    words = bow.assign(local.rootsift(feats.desc.astype(np.float32)), C)           # (T,) word of each
+    return bow.word_counts(np.split(words, feats.offsets[1:-1]), len(C))           # (N, K)
+
+
+def _candidate_pairs(ds, split: str, paths: list, C: np.ndarray, params: dict,
+                     progress: bool) -> dict[str, np.ndarray]:
+    """Steps 1-3 of :func:`verified_pairs`, as cached: SIFT, tf-idf short lists, RANSAC. ``params``:
+    :attr:`VerifiedPairs.params`. Returns ``pairs (C, 2) int64``, ``inliers (C,) int64``, ``matches (C,)
+    int64`` and ``scores (C,) float32`` of every candidate pair, whatever its inliers."""
+    from .. import local
+
+    feats, _ = local.extract_sift(paths, max_features=params["max_features"], progress=progress,
+                                  desc=f"sift: {ds.name} {split}")
+    pairs, scores = _shortlists(_word_counts(feats, C), params["k"], params["alpha"])
+    inliers, matches = _verify_pairs(feats, pairs, params["ratio"], params["model"], params["threshold"],
+                                     params["seed"], progress, f"verifying {ds.name} {split} pairs")
+    return {"pairs": pairs, "inliers": inliers, "matches": matches, "scores": scores}
+
+
 def verified_pairs(ds, split: str = "train", k: int = 20, min_inliers: int = MIN_INLIERS, n_words: int = 4000,
                    alpha: float = 0.5, max_features: int = 500, ratio: float = 0.8, model: str = "homography",
                    threshold: float = 5.0, seed: int = 0, progress: bool = True) -> VerifiedPairs:
@@ -177,39 +215,24 @@ def verified_pairs(ds, split: str = "train", k: int = 20, min_inliers: int = MIN
     trying another threshold costs nothing, and ``min_inliers=0`` returns
     every verified candidate (with its inliers, to choose a threshold by).
 
-    Measured (true labels used only to measure; :func:`pair_quality`),
-    ``k = 20`` and the other defaults, on 2 CPU cores:
-
-    - COIL-100, 3,568 training images of 50 objects on black: 44,435
-      candidates in 25 s (SIFT included; the vocabulary 27 s more); with 12
-      inliers or more, 14,715 pairs of precision 0.970, 109 components of
-      purity 0.948 covering 47 of the 50 objects. From 8 to 40 inliers the
-      precision stays at 0.96-0.97, but below 10 a few wrong pairs chain
-      the components together (purity 0.68 at 8, 0.07 at 4): hence
-      ``MIN_INLIERS = 12``. Fine-tuning on these pseudo-labels
-      (:func:`~coursekit.learning.finetune.finetune`'s defaults) takes
-      GeM's mAP from 0.832 to 0.887; the true labels, to 0.933.
-    - The embedded set, 312 training images of 52 objects: 4,453
-      candidates in 12 s (50 s with an empty cache: SIFT and the
-      vocabulary), 0.2 s cached; with 12 inliers or more, 848 pairs of
-      precision 0.35 only (notebook 08), whatever the threshold. Every
-      image is rendered on a crop of one of eleven background photographs,
-      and two crops of one photograph are a perfectly rigid match: 78 % of
-      the wrong pairs share their background photograph, with up to 202
-      inliers. Verification proves that two images share a rigid scene,
-      not that they show the object their labels name. The components
-      merge nearly everything (one component of two images or more), and
-      fine-tuning on them lowers the mAP from 0.483 to 0.379 (the true
-      labels: 0.594; notebook 08, 2026-12-05). (On a build of the
-      embedded set older than its generator's last change, the right
-      pairs alone, picked with the labels, gave 0.548 against 0.395 for
-      all of them and 0.579 for the labels: the wrong pairs are the whole
-      problem.)
+    Why ``MIN_INLIERS = 12`` (measured with :func:`pair_quality`, the true
+    labels used only to measure, on COIL-100 and the embedded set in
+    notebook 08 and the course report): over a wide range of thresholds
+    the pairs' precision barely changes, but at lower ones a few wrong
+    pairs chain the connected components together, and
+    :func:`pseudo_labels` merges many objects into one. On COIL-100
+    (objects on black) the verified pairs are nearly all right and
+    fine-tuning on their pseudo-labels gains most of what the true labels
+    give. On the embedded set they are not: every image is rendered on a
+    crop of one of a few background photographs, and two crops of one
+    photograph are a perfectly rigid match, so most wrong pairs share
+    their background. Verification proves that two images share a rigid
+    scene, not that they show the object their labels name; the
+    components merge nearly everything, and fine-tuning on them lowers
+    the mAP: the wrong pairs are the whole problem.
     """
-    import cv2
-
-    from .. import bow, local
-    from ..cache import array_digest, cached_arrays, files_fingerprint
+    from .. import bow
+    from ..cache import cached_arrays
 
     paths = _split_paths(ds, split)
     if not (isinstance(k, (int, np.integer)) and k >= 1):
@@ -217,21 +240,8 @@ def verified_pairs(ds, split: str = "train", k: int = 20, min_inliers: int = MIN
     C, s_voc = bow.dataset_vocabulary(ds, n_words, seed=seed, progress=progress)
     params = {"k": int(k), "n_words": int(n_words), "alpha": float(alpha), "max_features": int(max_features),
               "ratio": float(ratio), "model": model, "threshold": float(threshold), "seed": int(seed)}
-    key = {"what": "verified pairs", "dataset": ds.name, "split": split, "files": files_fingerprint(paths),
-           "vocabulary": array_digest(C), **params, "sift": [int(max_features), local.MAX_SIZE],
-           "opencv": cv2.__version__, "version": 1}
-
-    def compute() -> dict[str, np.ndarray]:
-        feats, _ = local.extract_sift(paths, max_features=max_features, progress=progress,
-                                      desc=f"sift: {ds.name} {split}")
-        words = bow.assign(local.rootsift(feats.desc.astype(np.float32)), C)           # (T,) word of each
-        counts = bow.word_counts(np.split(words, feats.offsets[1:-1]), len(C))         # (N, K)
-        pairs, scores = _shortlists(counts, int(k), alpha)
-        inliers, matches = _verify_pairs(feats, pairs, ratio, model, threshold, int(seed), progress,
-                                         f"verifying {ds.name} {split} pairs")
-        return {"pairs": pairs, "inliers": inliers, "matches": matches, "scores": scores}
-
-    arrays, saved = cached_arrays("pairs", key, compute)
+    key = _pairs_key(ds, split, paths, C, params)
+    arrays, saved = cached_arrays("pairs", key, lambda: _candidate_pairs(ds, split, paths, C, params, progress))
     found = VerifiedPairs(arrays["pairs"].reshape(-1, 2).astype(np.int64), arrays["inliers"].astype(np.int64),
                           arrays["matches"].astype(np.int64), arrays["scores"].astype(np.float32), len(paths), 0,
                           params, saved + s_voc)

@@ -30,7 +30,7 @@ def load_embedded(root: Path | None = None, seed: int = 0) -> Dataset:
     """The ``embedded`` benchmark as a :class:`Dataset` (built first if needed).
 
     ``root=None`` uses :func:`default_root` ``(seed)`` and builds it there
-    when it is absent (10-20 s, once). An explicit ``root`` must hold a
+    when it is absent (once). An explicit ``root`` must hold a
     complete build; ``seed`` then only matters for the default folder.
     Raises :class:`DatasetError` naming the problem when the folder is
     incomplete or corrupt.
