@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .datasets import DATASET_NAMES, DatasetError, load_dataset
+from .datasets import DATASET_NAMES, load_dataset, present_datasets
 from .methods import GLOBAL_METHODS, METHODS, RERANKINGS, evaluate_method
 from .timing import timed
 
-__all__ = ["run_course", "present_datasets", "write_report", "package_digest", "descriptor_search", "INDEXED",
+__all__ = ["run_course", "write_report", "package_digest", "descriptor_search", "INDEXED",
            "SEARCH_CONFIGS", "execute_notebooks"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,20 +44,6 @@ def package_digest() -> str:
     for path in sorted((REPO / "coursekit").rglob("*.py")):
         h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
-
-
-def present_datasets() -> list[str]:
-    """``embedded`` and every other dataset whose files are under the data root."""
-    names = ["embedded"]
-    for name in DATASET_NAMES:
-        if name in ("embedded", "folder"):
-            continue
-        try:
-            load_dataset(name)
-        except DatasetError:
-            continue
-        names.append(name)
-    return names
 
 
 def execute_notebooks(out: Path, timeout: int) -> list[dict]:
