@@ -4,7 +4,7 @@
                                                [--jobs 1 2]
 
 The peer is what the grader used to cost: executing each notebook in a fresh kernel with nbclient
-(:func:`coursekit.grading.execute_notebook`), its own check cells included, which is where the old
+(:func:`coursekit.course.grading.execute_notebook`), its own check cells included, which is where the old
 in-kernel grader spent its time. The grader today executes the notebook in a fenced kernel, copies the
 functions out after every cell, and checks each exercise in a fresh sandboxed process. Printed: seconds
 for the class and per submission, and the ratio to the peer (the issue's bound: 2x).
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from coursekit import grading  # noqa: E402
+from coursekit.course import grading  # noqa: E402
 from coursekit.timing import timed  # noqa: E402
 
 

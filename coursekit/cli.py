@@ -128,15 +128,15 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_course(args) -> int:
-    from .course import run_course
+    from .course.report import run_course
 
     return run_course(Path(args.out), datasets=args.dataset, notebooks=not args.no_notebooks,
                       timeout=args.timeout)
 
 
 def _cmd_site(args) -> int:
-    from .course import REPO, execute_notebooks
-    from .site import SiteError, build_site, check_site_dir
+    from .course.notebooks import REPO, execute_notebooks
+    from .course.site import SiteError, build_site, check_site_dir
 
     out, executed = Path(args.out), Path(args.executed)
     try:
@@ -158,7 +158,7 @@ def _cmd_site(args) -> int:
 
 
 def _cmd_notebooks(args) -> int:
-    from .studentify import main as studentify_main
+    from .course.studentify import main as studentify_main
 
     return studentify_main((["--check"] if args.check else []) + (["--force"] if args.force else []))
 
@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _grade(argv: list[str]) -> int:
-    from .grading import main as grading_main
+    from .course.grading import main as grading_main
 
     return grading_main(argv)
 

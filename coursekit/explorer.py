@@ -33,7 +33,7 @@ import numpy as np
 
 from . import plot
 from .cache import cache_root
-from .datasets import Dataset, load_dataset
+from .datasets import Dataset, load_dataset, present_datasets
 from .evaluation import average_precisions, pr_curve, ranks_from_similarities
 from .images import load_image
 from .methods import GLOBAL_METHODS, METHODS, RERANKINGS, reranked, run_method
@@ -177,7 +177,7 @@ class Explorer:
     """Widgets to browse the ranked results of any method on any dataset.
 
     ``datasets``: the names offered (default
-    :func:`coursekit.course.present_datasets`); ``methods``: the methods
+    :func:`coursekit.datasets.present_datasets`); ``methods``: the methods
     offered where usable (default all, see :func:`usable_methods`);
     ``dataset``, ``method``, ``rerank`` (``None`` or one of
     :data:`~coursekit.methods.RERANKINGS`), ``k``, ``query``: the first
@@ -197,7 +197,6 @@ class Explorer:
         import ipywidgets as w
 
         if datasets is None:
-            from .course import present_datasets
             datasets = present_datasets()
         unknown = set(methods or []) - set(METHODS)
         if unknown:

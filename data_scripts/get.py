@@ -25,8 +25,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from coursekit.download import (CorruptArchiveError, DownloadError, ExtractError, download, extract,
-                                extracted, link_extracted, move_aside, wrong_kind)
+from coursekit.datasets.download import (CorruptArchiveError, DownloadError, ExtractError, download, extract,
+                                         extracted, link_extracted, move_aside, wrong_kind)
 
 # --------------------------------------------------------------------------- recipes
 
@@ -247,8 +247,8 @@ def fetch(name: str, root: Path, *, keep_archives: bool = False, mirror: str | N
     """Fetch dataset ``name`` into ``root / folder`` and return that folder.
 
     Raises :class:`KeyError` for an unknown name, and
-    :class:`~coursekit.download.DownloadError` or
-    :class:`~coursekit.download.ExtractError` when a step fails.
+    :class:`~coursekit.datasets.download.DownloadError` or
+    :class:`~coursekit.datasets.download.ExtractError` when a step fails.
     """
     recipe = RECIPES[name]
     root = Path(root).expanduser()

@@ -18,7 +18,7 @@ from coursekit.exercises import (
 from coursekit.exercises import check as check_module
 from coursekit.exercises import ex00
 from coursekit.exercises.check import TimeLimit, input_changed
-from coursekit.remote import RemoteError
+from coursekit.course.remote import RemoteError
 from checkhelpers import fails, stub
 
 CHECKS = {

@@ -215,8 +215,8 @@ def test_python_dash_m_entry_point():
 def test_course_executes_only_changed_notebooks(tmp_path, monkeypatch):
     import nbformat
 
-    import coursekit.grading
-    from coursekit.course import REPO, execute_notebooks
+    import coursekit.course.grading
+    from coursekit.course.notebooks import REPO, execute_notebooks
 
     calls = []
 
@@ -225,7 +225,7 @@ def test_course_executes_only_changed_notebooks(tmp_path, monkeypatch):
         nbformat.write(nbformat.v4.new_notebook(), dest)
         return None
 
-    monkeypatch.setattr(coursekit.grading, "execute_notebook", fake_execute)
+    monkeypatch.setattr(coursekit.course.grading, "execute_notebook", fake_execute)
     n = len(list((REPO / "solutions").glob("[0-9][0-9]*.ipynb")))
     first = execute_notebooks(tmp_path, 60)
     assert len(calls) == n and all(r["status"] == "ok" and r["unprinted"] == [] for r in first)
@@ -237,17 +237,17 @@ def test_course_executes_only_changed_notebooks(tmp_path, monkeypatch):
 
 
 def test_course_records_a_failing_notebook(tmp_path, monkeypatch):
-    import coursekit.grading
-    from coursekit.course import execute_notebooks
+    import coursekit.course.grading
+    from coursekit.course.notebooks import execute_notebooks
 
-    monkeypatch.setattr(coursekit.grading, "execute_notebook", lambda src, dest, timeout: "cell 3: ValueError: boom")
+    monkeypatch.setattr(coursekit.course.grading, "execute_notebook", lambda src, dest, timeout: "cell 3: ValueError: boom")
     records = execute_notebooks(tmp_path, 60)
     assert records and all(r["status"] == "failed" and "boom" in r["error"] for r in records)
     assert not list(tmp_path.glob(".*.stamp"))  # a failed run is never taken as done
 
 
 def test_report_adds_whitened_global_methods_where_a_training_split_exists(tmp_path):
-    from coursekit.course import WHITENED, report_runs
+    from coursekit.course.report import WHITENED, report_runs
     from coursekit.datasets import Dataset, GroundTruth
 
     images = [tmp_path / f"{i}.png" for i in range(3)]
@@ -267,7 +267,7 @@ def test_unprinted_numbers_lists_the_prose_numbers_no_output_prints(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-    from coursekit.course import unprinted_numbers
+    from coursekit.course.notebooks import unprinted_numbers
 
     nb = new_notebook(cells=[
         new_markdown_cell("GeM reaches 0.483, whitened 0.551; on COIL-100 0.832, and again 0.832. "

@@ -1,4 +1,4 @@
-"""coursekit.download and data_scripts/get.py against a local HTTP server.
+"""coursekit.datasets.download and data_scripts/get.py against a local HTTP server.
 
 A ThreadingHTTPServer on 127.0.0.1 serves fixture archives made here (tiny
 PIL images in zip and tar.gz files). It honours ``Range``, and can be told
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from coursekit.download import (CorruptArchiveError, DownloadError, ExtractError,
-                                UnsafeArchiveError, download, extract, extracted, wrong_kind)
+from coursekit.datasets.download import (CorruptArchiveError, DownloadError, ExtractError,
+                                         UnsafeArchiveError, download, extract, extracted, wrong_kind)
 
 REPO = Path(__file__).resolve().parents[1]
 

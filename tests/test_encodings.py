@@ -197,7 +197,7 @@ def test_evaluate_through_an_index(dataset):
 
 
 def test_descriptor_search_measures_every_index_and_the_report_shows_it(dataset, tmp_path):
-    from coursekit.course import SEARCH_CONFIGS, descriptor_search, write_report
+    from coursekit.course.report import SEARCH_CONFIGS, descriptor_search, write_report
 
     search = descriptor_search(dataset, n_db=1500, n_queries=200, n_train=3000)  # the database has 1738
     assert search["n_db"] == 1500 and search["n_queries"] == 200 and search["train_split"] == "train"

@@ -14,8 +14,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from coursekit import grading
-from coursekit.studentify import studentify
+from coursekit.course import grading
+from coursekit.course.studentify import studentify
 
 FIXTURE = Path(__file__).parent / "fixtures" / "notebooks" / "00_solution.ipynb"
 TIMEOUT = 4  # seconds per cell; a check call gets half of it
@@ -281,7 +281,7 @@ def test_unknown_notebook_is_a_per_student_error(tmp_path, capsys):
 def test_module_entry_point(tmp_path):
     bad = tmp_path / "00_broken.ipynb"
     bad.write_text("{")
-    p = subprocess.run([sys.executable, "-m", "coursekit.grading", "grade", str(bad), "--json"],
+    p = subprocess.run([sys.executable, "-m", "coursekit.course.grading", "grade", str(bad), "--json"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     [student] = json.loads(p.stdout)

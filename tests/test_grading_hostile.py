@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from coursekit import grading, sandbox
-from coursekit.studentify import studentify
+from coursekit.course import grading, sandbox
+from coursekit.course.studentify import studentify
 
 FIXTURE = Path(__file__).parent / "fixtures" / "notebooks" / "00_solution.ipynb"
 TIMEOUT = 6
@@ -345,7 +345,7 @@ def test_every_cell_runs_when_the_first_cell_is_code(hostile):
 def test_the_sandbox_decodes_plain_values_only():
     import pickle
 
-    from coursekit import remote
+    from coursekit.course import remote
 
     class Evil:
         def __reduce__(self):
@@ -366,7 +366,7 @@ def test_a_cell_that_prints_300_mb_does_not_grow_the_grader(tmp_path):
                        solved=True)
     path = tmp_path / "00_loud.ipynb"
     nbformat.write(nb, path)
-    code = ("import resource, sys\nfrom coursekit import grading\n"
+    code = ("import resource, sys\nfrom coursekit.course import grading\n"
             f"r = grading.grade_notebook({str(path)!r}, timeout=60)\n"
             "print(r.points, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

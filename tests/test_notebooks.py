@@ -2,7 +2,7 @@
 
 The student notebooks: every narrative cell runs, and every exercise is "not done". The solved
 notebooks: every cell runs and every exercise earns full marks, with its verdict computed in the
-grader's process from the function copied out of the kernel (:mod:`coursekit.remote`). That is also
+grader's process from the function copied out of the kernel (:mod:`coursekit.course.remote`). That is also
 the suite's run of the solutions: a cell that raises fails it.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit.grading import grade_notebook
+from coursekit.course.grading import grade_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENT_NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -25,9 +25,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from coursekit import site
+from coursekit.course import site
 from coursekit.cli import main
-from coursekit.site import MARKER, SiteError, build_site, check_site_dir, remote_resources, rewrite_links
+from coursekit.course.site import MARKER, SiteError, build_site, check_site_dir, remote_resources, rewrite_links
 
 REPO = Path(__file__).resolve().parents[1]
 MATH_PER_PAGE = 3  # $x^2$, $x \in \mathbb{R}$ and $$\sum_i a_i$$ in each fixture notebook
@@ -225,11 +225,11 @@ def test_api_reference_from_the_docstrings(fixture_site):
     api = fixture_site / "api"
     assert (api / "coursekit.html").is_file()
     for module, name in (("evaluation", "average_precision"), ("images", "load_image"), ("datasets", "load_dataset"),
-                         ("site", "build_site")):
+                         ("course/site", "build_site")):
         page = _read(api / "coursekit" / f"{module}.html")
-        assert f'id="{name}"' in page, f"coursekit.{module}.{name} is not in the API reference"
+        assert f'id="{name}"' in page, f"coursekit/{module}.{name} is not in the API reference"
     # the docstring's text itself, not only the name
-    assert "Build the site into" in _read(api / "coursekit" / "site.html")
+    assert "Build the site into" in _read(api / "coursekit" / "course" / "site.html")
 
 
 def test_a_notebook_that_failed_says_so(fixture_site):
@@ -296,9 +296,9 @@ def test_no_notebooks_is_an_error(tmp_path, quick_api):
 
 
 def test_cli_refuses_before_executing_anything(tmp_path, monkeypatch, capsys):
-    import coursekit.course
+    import coursekit.course.notebooks
 
-    monkeypatch.setattr(coursekit.course, "execute_notebooks", lambda out, timeout: pytest.fail("executed"))
+    monkeypatch.setattr(coursekit.course.notebooks, "execute_notebooks", lambda out, timeout: pytest.fail("executed"))
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
     assert main(["site", "--out", str(tmp_path / "mine"), "--executed", str(tmp_path / "ex")]) == 2
@@ -307,7 +307,7 @@ def test_cli_refuses_before_executing_anything(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_executes_then_builds_and_names_failures(tmp_path, monkeypatch, capsys):
-    import coursekit.course
+    import coursekit.course.notebooks
 
     calls = {}
 
@@ -322,7 +322,7 @@ def test_cli_executes_then_builds_and_names_failures(tmp_path, monkeypatch, caps
         (out / "notebooks").mkdir()
         return out / "index.html"
 
-    monkeypatch.setattr(coursekit.course, "execute_notebooks", execute)
+    monkeypatch.setattr(coursekit.course.notebooks, "execute_notebooks", execute)
     monkeypatch.setattr(site, "build_site", build)
     out, ex = tmp_path / "site", tmp_path / "ex"
     assert main(["site", "--out", str(out), "--executed", str(ex), "--timeout", "60"]) == 1
@@ -492,7 +492,7 @@ def _expected(nb) -> tuple[int, bool]:
 @pytest.mark.slow
 def test_the_course_site_renders_in_chromium(browser, tmp_path):
     """The real thing: the executed solutions (build/course, executed here if needed) and the student notebooks."""
-    from coursekit.course import execute_notebooks
+    from coursekit.course.notebooks import execute_notebooks
 
     executed = REPO / "build" / "course"
     executed.mkdir(parents=True, exist_ok=True)

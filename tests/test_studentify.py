@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from coursekit.exercises import NotDone
-from coursekit.studentify import (
+from coursekit.course.studentify import (
     StudentifyError, generate, is_up_to_date, main, render, repo_dirs, stale, studentify,
     studentify_source,
 )
@@ -222,7 +222,7 @@ def test_repository_notebooks_are_up_to_date():
 
 def test_main(repo, monkeypatch, capsys):
     solutions, notebooks = repo
-    monkeypatch.setattr("coursekit.studentify.repo_dirs", lambda: (solutions, notebooks))
+    monkeypatch.setattr("coursekit.course.studentify.repo_dirs", lambda: (solutions, notebooks))
     assert main(["--check"]) == 1
     assert "is missing" in capsys.readouterr().out
     assert main([]) == 0

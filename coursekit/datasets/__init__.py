@@ -25,7 +25,7 @@ __all__ = [
     "Dataset", "DatasetError", "GroundTruth", "data_root", "missing", "load_dataset",
     "DATASET_NAMES", "default_dataset_name", "build_embedded", "load_embedded", "load_coil100",
     "load_smvs", "load_ukbench", "load_holidays", "load_oxford5k", "load_paris6k",
-    "load_roxford5k", "load_rparis6k", "load_folder",
+    "load_roxford5k", "load_rparis6k", "load_folder", "present_datasets",
 ]
 
 # name -> (loader, one line for `python -m coursekit datasets`)
@@ -66,3 +66,17 @@ def load_dataset(name: str | None = None, root: str | Path | None = None) -> Dat
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASET_NAMES)}")
     loader = _LOADERS[name][0]
     return loader(Path(root).expanduser() if root is not None else None)
+
+
+def present_datasets() -> list[str]:
+    """``embedded`` and every other dataset whose files are under the data root."""
+    names = ["embedded"]
+    for name in DATASET_NAMES:
+        if name in ("embedded", "folder"):
+            continue
+        try:
+            load_dataset(name)
+        except DatasetError:
+            continue
+        names.append(name)
+    return names

@@ -10,7 +10,7 @@ In a notebook, students call the checks directly::
     from coursekit.exercises.ex00 import check_average_precision
     check_average_precision(average_precision)
 
-and ``python -m coursekit grade`` (:mod:`coursekit.grading`) runs the same
+and ``python -m coursekit grade`` (:mod:`coursekit.course.grading`) runs the same
 checks on submissions.
 """
 

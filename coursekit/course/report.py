@@ -1,8 +1,9 @@
 """The main job (``make course``): run the course and write its report.
 
 1. executes every notebook in ``solutions/`` in order, into ``OUT/``
-   (a notebook whose source and whose package code are unchanged since its
-   last run is not executed again);
+   (:func:`coursekit.course.notebooks.execute_notebooks`: a notebook whose
+   source and whose package code are unchanged since its last run is not
+   executed again);
 2. runs every method of :mod:`coursekit.methods` on every dataset present
    (features come from the disk cache after the first run);
 3. measures nearest-neighbour search on every dataset (notebook 06): each
@@ -16,114 +17,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .datasets import DATASET_NAMES, DatasetError, load_dataset
-from .methods import GLOBAL_METHODS, METHODS, RERANKINGS, evaluate_method
-from .timing import timed
+from .. import __version__
+from ..datasets import DATASET_NAMES, load_dataset, present_datasets
+from ..methods import GLOBAL_METHODS, METHODS, RERANKINGS, evaluate_method
+from ..timing import timed
+from .notebooks import execute_notebooks
 
-__all__ = ["run_course", "present_datasets", "write_report", "package_digest", "descriptor_search", "INDEXED",
-           "SEARCH_CONFIGS", "execute_notebooks"]
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def package_digest() -> str:
-    """A digest of coursekit's source: executed notebooks are redone when it changes."""
-    h = hashlib.sha256()
-    for path in sorted((REPO / "coursekit").rglob("*.py")):
-        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def present_datasets() -> list[str]:
-    """``embedded`` and every other dataset whose files are under the data root."""
-    names = ["embedded"]
-    for name in DATASET_NAMES:
-        if name in ("embedded", "folder"):
-            continue
-        try:
-            load_dataset(name)
-        except DatasetError:
-            continue
-        names.append(name)
-    return names
-
-
-def execute_notebooks(out: Path, timeout: int) -> list[dict]:
-    """Execute ``solutions/*.ipynb`` in order into ``out``; skip unchanged ones. One record a notebook:
-    ``{"notebook": name, "status": "ok" | "failed" | "unchanged", "seconds": float or None, ...}``."""
-    from .grading import execute_notebook
-
-    records = []
-    solutions = sorted((REPO / "solutions").glob("[0-9][0-9]*.ipynb"))
-    for src in solutions:
-        dest = out / src.name
-        stamp = out / f".{src.stem}.stamp"
-        key = json.dumps({"notebook": hashlib.sha256(src.read_bytes()).hexdigest(),
-                          "package": package_digest(),
-                          "env": {k: os.environ.get(k) for k in ("COURSEKIT_DATASET", "COURSEKIT_DATA",
-                                                                 "COURSEKIT_FAST")}})
-        if dest.exists() and stamp.exists() and stamp.read_text() == key:
-            print(f"[course] {src.name}: unchanged since its last run, kept", flush=True)
-            records.append({"notebook": src.name, "status": "unchanged", "seconds": None})
-            continue
-        print(f"[course] executing {src.name} ...", flush=True)
-        seconds, error = timed(lambda: execute_notebook(src, dest, timeout=timeout))
-        seconds = round(seconds, 1)
-        if error:
-            print(f"[course] {src.name} FAILED after {seconds} s: {error}", flush=True)
-            records.append({"notebook": src.name, "status": "failed", "error": error, "seconds": seconds})
-            stamp.unlink(missing_ok=True)
-        else:
-            print(f"[course] {src.name}: done in {seconds} s", flush=True)
-            stamp.write_text(key)
-            records.append({"notebook": src.name, "status": "ok", "seconds": seconds})
-    for record in records:
-        if record["status"] != "failed":
-            record["unprinted"] = unprinted_numbers(out / record["notebook"])
-    return records
-
-
-_PROSE_NUMBER = re.compile(r"(?<![\w.])0\.\d{3}(?![\d])")      # 0.483 as a sentence quotes an mAP
-_MATH_OR_CODE = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`", re.DOTALL)
-_OUTPUT_NUMBER = re.compile(r"\d+\.\d+")
-
-
-def unprinted_numbers(path: Path) -> list[str]:
-    """The three-decimal numbers (``0.483``) of an executed notebook's markdown that none of its outputs prints.
-
-    The prose quotes what its cells print; when a change moves those numbers (a rebuilt dataset, another
-    version of a library), the prose goes stale without an error. An output number counts as printed when
-    it rounds to the quoted one (``0.4831`` prints ``0.483``). Numbers the prose quotes from other datasets
-    (the course report's COIL-100 and SMVS) are listed too: the list is for a person to read, in the order
-    the prose gives them, each once. Math (``$...$``) and code spans are not prose.
-    """
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    printed: set[float] = set()
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for output in cell.outputs:                   # nbformat.read joins each text into one string
-            data = output.get("data", {})
-            for text in (output.get("text", ""), data.get("text/plain", ""), data.get("text/html", ""),
-                         data.get("text/markdown", "")):
-                printed.update(round(float(x), 3) for x in _OUTPUT_NUMBER.findall(text))
-    quoted = [m for cell in nb.cells if cell.cell_type == "markdown"
-              for m in _PROSE_NUMBER.findall(_MATH_OR_CODE.sub(" ", cell.source))]
-    return list(dict.fromkeys(q for q in quoted if round(float(q), 3) not in printed))
+__all__ = ["run_course", "write_report", "report_runs", "descriptor_search", "cnn_throughput", "WHITENED",
+           "INDEXED", "SEARCH_CONFIGS"]
 
 
 WHITENED = ("vlad", "fisher", "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "gem_finetuned")
@@ -167,11 +77,11 @@ def descriptor_search(ds, n_db: int = 100_000, n_queries: int = 1_000, n_train: 
     """
     from threadpoolctl import threadpool_limits
 
-    from .ann import KDTreeIndex, evaluate_index, true_neighbours
-    from .ann.compare import CONFIGS, ours
-    from .bow import training_descriptors
-    from .local import rootsift
-    from .methods import sift_features
+    from ..ann import KDTreeIndex, evaluate_index, true_neighbours
+    from ..ann.compare import CONFIGS, ours
+    from ..bow import training_descriptors
+    from ..local import rootsift
+    from ..methods import sift_features
 
     rng = np.random.default_rng(seed)
     fdb, fq, _ = sift_features(ds, 500, progress)
@@ -266,9 +176,9 @@ def _rerank_lines(name: str, rows: list[dict]) -> list[str]:
 def cnn_throughput(ds, n: int = 24, size: int = 480) -> list[dict]:
     """Images per second of CNN extraction on the first ``n`` database images of ``ds``: the default backbone,
     coursekit's path at batch sizes 1 and 4 against a plain loop (:func:`coursekit.cnn.extract.measure_throughput`)."""
-    from .cnn.backbones import load_backbone
-    from .cnn.extract import measure_throughput
-    from .images import load_image
+    from ..cnn.backbones import load_backbone
+    from ..cnn.extract import measure_throughput
+    from ..images import load_image
 
     return measure_throughput([load_image(p) for p in ds.db[:n]], load_backbone(), size, (1, 4))
 

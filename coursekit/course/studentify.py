@@ -31,7 +31,7 @@ of metadata is kept verbatim. A ``### BEGIN SOLUTION`` without its
 ``### END SOLUTION`` (or the reverse, or one in a markdown cell) is an error
 naming the notebook and the cell.
 
-``python -m coursekit.studentify`` (``make notebooks``) writes
+``python -m coursekit.course.studentify`` (``make notebooks``) writes
 ``notebooks/<name>.ipynb`` for each ``solutions/<name>.ipynb`` of this
 repository and nothing else; ``--check`` only reports what is out of date.
 It refuses to overwrite a notebook that has outputs (someone worked in it)
@@ -49,7 +49,7 @@ from pathlib import Path
 
 import nbformat
 
-from .cache import atomic_write
+from ..cache import atomic_write
 
 __all__ = [
     "StudentifyError", "studentify", "studentify_source", "render", "generate", "stale",
@@ -148,7 +148,7 @@ def render(solution_path: str | Path) -> str:
 
 def repo_dirs() -> tuple[Path, Path]:
     """This repository's ``solutions/`` and ``notebooks/`` folders (beside the package)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     solutions = root / "solutions"
     if not solutions.is_dir():
         raise StudentifyError(
@@ -229,11 +229,11 @@ def generate(solutions_dir: str | Path, notebooks_dir: str | Path, *, force: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m coursekit.studentify [--check] [--force]``: this repository's
+    """``python -m coursekit.course.studentify [--check] [--force]``: this repository's
     ``solutions/`` -> ``notebooks/``. Exit 0 on success, 1 when ``--check``
     finds stale notebooks or generation is refused, 2 on bad arguments."""
     parser = argparse.ArgumentParser(
-        prog="python -m coursekit.studentify",
+        prog="python -m coursekit.course.studentify",
         description="Generate notebooks/ (student versions) from solutions/ in this repository.",
     )
     parser.add_argument("--check", action="store_true", help="only report out-of-date notebooks")

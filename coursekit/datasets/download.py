@@ -121,7 +121,7 @@ def wrong_kind(path: Path, filename: str | None = None) -> str | None:
         return None
     got = file_kind(path)
     if want == "pickle":
-        from .safe_pickle import loads_data_pickle
+        from ..safe_pickle import loads_data_pickle
         if got == "html":
             return "it is an HTML page (an error or login page, served as if it were the file), not a pickle"
         try:

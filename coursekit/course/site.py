@@ -44,7 +44,7 @@ from pathlib import Path
 
 import nbformat
 
-from .cache import atomic_write
+from ..cache import atomic_write
 
 __all__ = ["SiteError", "MARKER", "TITLE", "build_site", "check_site_dir", "mathjax_source", "notebook_headings",
            "rewrite_links", "remote_resources", "offline_icons", "notebook_errors", "write_api"]
@@ -52,7 +52,7 @@ __all__ = ["SiteError", "MARKER", "TITLE", "build_site", "check_site_dir", "math
 MARKER = ".coursekit-site"
 TITLE = "Content-based image retrieval: a course in notebooks"
 NOTEBOOKS = "[0-9][0-9]*.ipynb"
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
 
 # MathJax's combined configuration that jupyter-server-mathjax ships (its fonts are STIX-Web, HTML-CSS output)
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
@@ -389,7 +389,7 @@ def build_site(out: Path, executed: Path, students: Path, *, failed: Mapping[str
     as ``make course`` writes them into ``build/course``), ``students`` the
     student notebooks (``notebooks/``). ``failed`` maps a notebook's file
     name to the error that stopped its execution (from
-    :func:`coursekit.course.execute_notebooks`); an error output inside an
+    :func:`coursekit.course.notebooks.execute_notebooks`); an error output inside an
     executed notebook is found without it. Either way the notebook's solved
     page opens with the error, and the index says so.
 

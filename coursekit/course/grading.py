@@ -4,15 +4,15 @@
 
 For each notebook (or each ``*.ipynb`` under a folder), read once and never written:
 
-1. **Execute** it in a fresh kernel of this Python, started through :mod:`coursekit.sandbox`: from a
+1. **Execute** it in a fresh kernel of this Python, started through :mod:`coursekit.course.sandbox`: from a
    private temporary copy (never in the graded folder), with a memory limit, a time limit per cell
    and for the whole notebook, no access to any graded path, and write access only to its scratch
    folder and the feature cache (Landlock, where Linux has it). A cell that ignores the interrupt
    is given 3 s, then the kernel is stopped. What cells print is drained and dropped as it comes.
    After every cell, the exercise functions that changed are copied out of the kernel
-   (:func:`coursekit.remote.export_functions`), so a kernel that dies later costs only what came after.
+   (:func:`coursekit.course.remote.export_functions`), so a kernel that dies later costs only what came after.
 2. **Check** each exercise in the grader's own process: its check calls a
-   :class:`~coursekit.remote.RemoteFunction`, which runs the student's function in a fresh sandboxed
+   :class:`~coursekit.course.remote.RemoteFunction`, which runs the student's function in a fresh sandboxed
    process per exercise and brings back plain values. The comparison with coursekit's reference, the
    named slips, and the verdict happen here, where nothing the notebook or the function did (patching
    coursekit, numpy or builtins, printing, writing files, reading the expected values) can reach.
@@ -56,7 +56,7 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_BUDGET = 1800       # seconds for one whole notebook
 DEFAULT_MEMORY_GB = 8       # per process of a submission (its kernel, each function runner)
 
-_log = logging.getLogger("coursekit.grading.nbclient")
+_log = logging.getLogger("coursekit.course.grading.nbclient")
 _log.addHandler(logging.NullHandler())
 _log.propagate = False
 
@@ -108,7 +108,7 @@ def _num(x: float) -> str:
 
 # Sent to the kernel before the student's cells, as no cell: `exit()` in a cell would stop the kernel.
 _PRELUDE = "get_ipython().ask_exit = lambda: print('exit() is ignored while grading')"
-_EXPORT = "__import__('coursekit.remote', fromlist=['_']).export_functions({names!r}, {folder!r})"
+_EXPORT = "__import__('coursekit.course.remote', fromlist=['_']).export_functions({names!r}, {folder!r})"
 
 
 def _kernel_specs(argv_wrapper: Callable[[list[str]], list[str]] | None = None):
@@ -143,7 +143,7 @@ def _kernel_manager_class():
 
 def _kernel_env() -> dict[str, str]:
     env = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parents[1])
+    package_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     env.setdefault("MPLBACKEND", "Agg")
@@ -312,7 +312,7 @@ def grade_notebook(
     name do not say it. Never raises for a broken submission: the result's ``error`` (and each
     exercise's message) says what went wrong. The file is only read.
     """
-    from . import exercises as registry
+    from .. import exercises as registry
     from .sandbox import become_subreaper
 
     path = Path(path)
@@ -333,7 +333,7 @@ def grade_notebook(
 
 
 def _grade_into(result: StudentResult, path: Path, limits: _Limits, notebook: str | None) -> StudentResult:
-    from . import exercises as registry
+    from .. import exercises as registry
     from .sandbox import kill_tagged, landlock_abi
 
     try:
@@ -399,8 +399,8 @@ def _sandboxed(argv: list[str]) -> list[str]:
 
 def _fenced_env(scratch: Path, token: str, limits: _Limits) -> dict[str, str]:
     """The environment of a submission's processes: its scratch folder for temporary files and
-    IPython, the limits for :mod:`coursekit.sandbox`, and the token that finds its processes."""
-    from .cache import cache_root
+    IPython, the limits for :mod:`coursekit.course.sandbox`, and the token that finds its processes."""
+    from ..cache import cache_root
     from .sandbox import sandbox_env
 
     env = {**_kernel_env(), "TMPDIR": str(scratch / "tmp"), "IPYTHONDIR": str(scratch / "ipython")}
@@ -429,8 +429,8 @@ def _record_run(result: StudentResult, run: _Run, cells: list[str | None]) -> No
 
 def _verdict(ex, exports: Path, env: dict[str, str], cwd: Path, limits: _Limits, run: _Run) -> tuple[str, str]:
     """``(status, message)`` of one exercise: its exported function, called by its check from here."""
-    from .exercises import CheckFailed, NotDone
-    from .exercises import check as check_module
+    from ..exercises import CheckFailed, NotDone
+    from ..exercises import check as check_module
     from .remote import ERROR_SUFFIX, EXPORT_SUFFIX, FunctionRunner, ReferenceUsed, RemoteFunction, RunnerDied
 
     exported, failed = exports / (ex.function + EXPORT_SUFFIX), exports / (ex.function + ERROR_SUFFIX)
@@ -554,7 +554,7 @@ def grade_paths(
     """Grade every notebook under ``paths`` (see :func:`collect_notebooks`), one fresh kernel each,
     ``jobs`` at a time (in worker processes); ``progress`` is called after each one. No submission
     can read another: every path given is denied to all of them."""
-    from . import exercises as registry
+    from .. import exercises as registry
 
     found = collect_notebooks(paths)
     deny = tuple(os.path.realpath(p) for p in paths)
@@ -669,7 +669,7 @@ def write_csv(results: list[StudentResult], path: str | Path) -> None:
 
     Text cells that would start a formula get a leading ``'``; a file name that is not UTF-8 is
     written with its own bytes (``surrogateescape``), so nothing of it is lost."""
-    from . import exercises as registry
+    from .. import exercises as registry
 
     columns: list[tuple[str, str]] = []  # (exercise id, header)
     seen = set()
@@ -722,7 +722,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Grade as ``args`` (from :func:`add_arguments`) say. 0 when grading ran, 2 on bad arguments."""
-    from . import exercises as registry
+    from .. import exercises as registry
 
     def bad(message: str) -> int:
         print(f"coursekit grade: error: {message}", file=sys.stderr)

@@ -6,8 +6,8 @@ function travels there as follows:
 1. **export**, in the student's kernel: after each cell, :func:`export_functions` writes every
    exercise function that changed with cloudpickle (by value: its code, and the globals it uses),
    into the submission's scratch folder. A kernel that dies later leaves the last export behind.
-2. **a runner per exercise**: ``python -m coursekit.remote`` (in the sandbox of
-   :mod:`coursekit.sandbox`) first replaces the exercise's reference in every coursekit namespace
+2. **a runner per exercise**: ``python -m coursekit.course.remote`` (in the sandbox of
+   :mod:`coursekit.course.sandbox`) first replaces the exercise's reference in every coursekit namespace
    with a tripwire, installs an audit hook that refuses to read coursekit's source again, to start
    processes or to search the heap for the original, and only then unpickles the student's function.
 3. **calls**: the check, in the grader, calls a :class:`RemoteFunction` as it would the function;
@@ -172,7 +172,7 @@ _TUPLE_TYPES: dict[str, type] = {}
 
 def _tuple_type(name: str) -> type:
     if name not in _TUPLE_TYPES:
-        _TUPLE_TYPES[name] = type(name, (tuple,), {"__module__": "coursekit.remote"})
+        _TUPLE_TYPES[name] = type(name, (tuple,), {"__module__": "coursekit.course.remote"})
     return _TUPLE_TYPES[name]
 
 
@@ -555,7 +555,7 @@ class FunctionRunner:
                  cwd: str, preload: list[str] = (), start_timeout: float = 60.0):
         self.name = name
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coursekit.remote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "coursekit.course.remote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True,
         )
         self.used_reference: str | None = None
@@ -706,7 +706,7 @@ class RemoteFunction:
         self.__qualname__ = runner.name
 
     def __call__(self, *args):
-        from .exercises.check import TimeLimit
+        from ..exercises.check import TimeLimit
 
         try:
             result, after, grads = self._runner.call(args, self.timeout)
@@ -733,7 +733,7 @@ def _student_exception(type_name: str, message: str) -> BaseException:
     if type_name == "MemoryError":
         return MemoryError(message)
     if type_name not in _EXCEPTION_TYPES:
-        _EXCEPTION_TYPES[type_name] = type(type_name, (RemoteError,), {"__module__": "coursekit.remote"})
+        _EXCEPTION_TYPES[type_name] = type(type_name, (RemoteError,), {"__module__": "coursekit.course.remote"})
     e = _EXCEPTION_TYPES[type_name](type_name, message)
     return e
 

@@ -16,7 +16,7 @@ defines, in processes that this module fences in:
   :func:`kill_tagged` ends them all, also those that left the kernel's process group (``setsid``,
   a double fork), so none outlives grading.
 
-``python -m coursekit.sandbox -- CMD ...`` applies the limits that the environment variable
+``python -m coursekit.course.sandbox -- CMD ...`` applies the limits that the environment variable
 ``COURSEKIT_SANDBOX`` holds (JSON, see :func:`sandbox_env`) to itself, then becomes ``CMD``:
 limits and Landlock rules survive ``exec``, so the kernel and all its children inherit them.
 """
@@ -176,7 +176,7 @@ def sandbox_env(env: dict[str, str], *, token: str, memory_bytes: int | None, de
 
 def sandbox_argv(argv: list[str]) -> list[str]:
     """``argv`` run through this module's launcher (limits first, then ``exec``)."""
-    return [sys.executable, "-m", "coursekit.sandbox", "--", *argv]
+    return [sys.executable, "-m", "coursekit.course.sandbox", "--", *argv]
 
 
 def _tagged_pids(token: str) -> list[int]:
@@ -240,12 +240,12 @@ def enter_from_env() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m coursekit.sandbox -- CMD ...``: enter the sandbox, then become ``CMD``."""
+    """``python -m coursekit.course.sandbox -- CMD ...``: enter the sandbox, then become ``CMD``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
-        print("usage: python -m coursekit.sandbox -- CMD [ARG ...]", file=sys.stderr)
+        print("usage: python -m coursekit.course.sandbox -- CMD [ARG ...]", file=sys.stderr)
         return 2
     enter_from_env()
     os.execvp(argv[0], argv)
