@@ -372,7 +372,7 @@ def test_a_cell_that_prints_300_mb_does_not_grow_the_grader(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     points, peak_mb = p.stdout.split()
     assert points == "6"
-    assert int(peak_mb) < 400, f"the grader's peak memory was {peak_mb} MB"
+    assert int(peak_mb) < 250, f"the grader's peak memory was {peak_mb} MB"  # about 120 MB for any notebook
 
 
 # --------------------------------------------------------------------------- the gradebook

@@ -8,7 +8,8 @@ For each notebook (or each ``*.ipynb`` under a folder), read once and never writ
    private temporary copy (never in the graded folder), with a memory limit, a time limit per cell
    and for the whole notebook, no access to any graded path, and write access only to its scratch
    folder and the feature cache (Landlock, where Linux has it). A cell that ignores the interrupt
-   is given 3 s, then the kernel is stopped. What cells print is drained and dropped as it comes.
+   is given 3 s, then the kernel is stopped. What cells print never reaches the grader (it does not
+   subscribe to the kernel's output).
    After every cell, the exercise functions that changed are copied out of the kernel
    (:func:`coursekit.course.remote.export_functions`), so a kernel that dies later costs only what came after.
 2. **Check** each exercise in the grader's own process: its check calls a
@@ -176,17 +177,11 @@ class _Run:
 
 
 def _wait_reply(kc, km, msg_id: str, timeout: float) -> dict | str:
-    """The content of the shell reply to ``msg_id``, or "dead" / "timeout". IOPub (what the cell
-    prints and draws) is drained and dropped as it comes, so a cell's output costs no memory here."""
+    """The content of the shell reply to ``msg_id``, or "dead" / "timeout"."""
     from queue import Empty
 
     deadline = time.monotonic() + timeout
     while True:
-        while True:
-            try:
-                kc.get_iopub_msg(timeout=0)
-            except Empty:
-                break
         left = deadline - time.monotonic()
         if left <= 0:
             return "timeout"
@@ -230,6 +225,9 @@ def _run_cells(cells: list[str], *, env: dict[str, str], cwd: Path, timeout: flo
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=60)
+            # Unsubscribe from IOPub: what cells print and draw decides nothing, and unread it would
+            # pile up in this process (a cell printing 300 MB); with no subscriber the kernel drops it.
+            kc.iopub_channel.stop()
             prelude = kc.execute(_PRELUDE, silent=True, store_history=False)
             _wait_reply(kc, km, prelude, 30)
             for index, source in enumerate(cells):
