@@ -42,15 +42,15 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import aggregation, color, geometry, local
-from . import bow as bag_of_words
-from .cache import array_digest, cached_arrays, files_fingerprint
-from .datasets import Dataset
-from .evaluation import evaluate, ranks_from_similarities
-from .gist import gist_descriptor
-from .images import crop, load_image
-from .timing import timed
-from .whitening import fit_pca_whitening, fit_shrunk_whitening, l2_normalize
+from .. import aggregation, color, geometry, local
+from .. import bow as bag_of_words
+from ..cache import array_digest, cached_arrays, files_fingerprint
+from ..datasets import Dataset
+from ..evaluation import evaluate, ranks_from_similarities
+from ..gist import gist_descriptor
+from ..images import crop, load_image
+from ..timing import timed
+from ..whitening import fit_pca_whitening, fit_shrunk_whitening, l2_normalize
 
 __all__ = ["Retrieval", "METHODS", "GLOBAL_METHODS", "describe_methods", "query_image", "extract_global",
            "extract_train", "sift_features",
@@ -488,8 +488,8 @@ def _cnn(ds: Dataset, pooling: str, backbone: str, weights, size: int, scales: t
     ``with_train``, the training split (:func:`coursekit.cnn.extract.dataset_descriptors`, or
     :func:`~coursekit.cnn.extract.dataset_fc_codes` for ``"fc"``; cached).
     ``backbone``, ``weights``: as :func:`coursekit.cnn.backbones.load_backbone`."""
-    from .cnn.backbones import load_backbone
-    from .cnn.extract import dataset_descriptors, dataset_fc_codes
+    from ..cnn.backbones import load_backbone
+    from ..cnn.extract import dataset_descriptors, dataset_fc_codes
 
     net = load_backbone(backbone, weights)
     splits = ["db", "queries"] + (["train"] if with_train and ds.train else [])
@@ -543,8 +543,8 @@ def rmac(ds: Dataset, backbone: str = "efficientnet_lite0", weights=None, size: 
         if dim is not None:
             raise ValueError("dim is the dimension the regional whitening keeps: pass it with whiten_regions")
         return _cnn(ds, "rmac", backbone, weights, size, (1.0,), with_train, progress)
-    from .cnn.backbones import load_backbone
-    from .cnn.extract import dataset_regional_macs
+    from ..cnn.backbones import load_backbone
+    from ..cnn.extract import dataset_regional_macs
 
     if not ds.train:
         raise ValueError(f"the regional whitening is learned on a training split and {ds.name!r} has none")
@@ -591,9 +591,9 @@ def gem_finetuned(ds: Dataset, backbone: str = "efficientnet_lite0", weights=Non
     ``train_on``: the name of another dataset whose training split trains the network (``"embedded"`` for
     SMVS, which has none: a test across domains); by default ``ds``'s own.
     """
-    from .cnn.backbones import load_backbone
-    from .datasets import load_dataset
-    from .learning.finetune import finetune, finetuned_descriptors
+    from ..cnn.backbones import load_backbone
+    from ..datasets import load_dataset
+    from ..learning.finetune import finetune, finetuned_descriptors
 
     source = ds if train_on is None else load_dataset(train_on)
     if not source.train or source.train_labels is None:
@@ -686,7 +686,7 @@ def reranked(result: Retrieval, how: str) -> Retrieval:
     ``sims = X_q @ X_db.T``; after diffusion, ``sims`` holds the diffusion
     scores and the vectors are those of ``result``.
     """
-    from . import rerank
+    from .. import rerank
 
     if result.X_db is None:
         raise ValueError("re-ranking uses the global vectors and this method has none; methods that have: "
@@ -801,7 +801,7 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     construction included, unless it came from the cache). Not with an
     ``index``.
     """
-    from .ann import build_index, squared_distances
+    from ..ann import build_index, squared_distances
 
     if rerank is not None and index is not None:
         raise ValueError("re-ranking runs on exact search: pass either rerank or index, not both")
