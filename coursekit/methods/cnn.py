@@ -113,8 +113,8 @@ def gem_finetuned(ds: Dataset, backbone: str = "efficientnet_lite0", weights=Non
     (contrastive loss, hard negatives re-mined every epoch: Radenovic, Tolias and Chum, TPAMI 2018).
 
     Trains with :func:`coursekit.learning.finetune.finetune` (its defaults, overridden by ``settings``, e.g.
-    :data:`coursekit.learning.finetune.FAST`) once per dataset, size and settings: about a minute on two cores
-    for the embedded set, after its trunk maps. The checkpoint is kept in the cache and loaded on later calls,
+    :data:`coursekit.learning.finetune.FAST`) once per dataset, size and settings (notebook 08 says how long
+    it takes). The checkpoint is kept in the cache and loaded on later calls,
     and by notebook 08, which trains with the same defaults. ``cached_seconds`` counts the loaded epochs.
 
     ``train_on``: the name of another dataset whose training split trains the network (``"embedded"`` for

@@ -26,9 +26,7 @@ def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retr
     2012; :func:`coursekit.whitening.fit_pca_whitening`). Without: every
     dimension kept, whitened by the training covariance shrunk towards the
     identity (:func:`coursekit.whitening.fit_shrunk_whitening`), which on
-    small training splits does better (notebook 05: VLAD on the embedded
-    set, 0.591 mAP as is, 0.317 PCA-whitened to 128 dimensions, 0.632 with
-    every dimension kept).
+    small training splits does better (notebook 05 measures both on VLAD).
     """
     if result.X_db is None:
         raise ValueError("this method has no global vectors to whiten; methods that have: "
