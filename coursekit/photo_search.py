@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from .cache import atomic_write, save_npz_atomic
 from .cnn.backbones import load_backbone
 from .images import ImageError, find_images, load_image
+from .methods import PHOTO_METHODS  # the methods that embed a single photo with no training (the methods' table)
 from .whitening import l2_normalize
 
 __all__ = ["FORMAT", "VERSION", "PHOTO_METHODS", "PhotoIndex", "PhotoIndexError", "describe_method", "embed_images",
@@ -50,8 +51,6 @@ __all__ = ["FORMAT", "VERSION", "PHOTO_METHODS", "PhotoIndex", "PhotoIndexError"
 FORMAT = "coursekit-photo-index"
 VERSION = 1
 
-# the methods that make one vector per photo with no training: the CNN poolings of notebook 07
-PHOTO_METHODS = ("mac", "spoc", "gem", "rmac", "crow", "gem_ms", "fc")
 HTML_MARK = "<!-- written by coursekit search -->"
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import __version__
 from ..datasets import DATASET_NAMES, load_dataset, present_datasets
-from ..methods import GLOBAL_METHODS, METHODS, RERANKINGS, evaluate_method
+from ..methods import GLOBAL_METHODS, METHODS, RERANKINGS, WHITENED_METHODS, evaluate_method
 from ..timing import timed
 from .notebooks import execute_notebooks
 
@@ -36,7 +36,7 @@ __all__ = ["run_course", "write_report", "report_runs", "descriptor_search", "cn
            "INDEXED", "SEARCH_CONFIGS"]
 
 
-WHITENED = ("vlad", "fisher", "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "gem_finetuned")
+WHITENED = WHITENED_METHODS    # the methods' table says which (coursekit.methods.table)
 
 
 def report_runs(ds) -> list[tuple[str, dict]]:

@@ -1,0 +1,216 @@
+"""Running a method by name and measuring it: whitening (notebook 05), re-ranking (notebook 09), indexes
+(notebook 06) and :func:`evaluate_method`, what ``python -m coursekit evaluate`` and the course report call."""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import numpy as np
+
+from ..datasets import Dataset
+from ..evaluation import evaluate, ranks_from_similarities
+from ..timing import timed
+from ..whitening import fit_pca_whitening, fit_shrunk_whitening
+from .features import Retrieval
+from .table import GLOBAL_METHODS, METHODS
+
+__all__ = ["whitened", "RERANKINGS", "reranked", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
+
+
+def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retrieval:
+    """``result`` with its global vectors whitened, learned on ``result.X_train``, and L2-normalised.
+
+    Learned on the training split, never on the database or the queries.
+    With ``d``: PCA-whitening to ``d`` dimensions (Jegou and Chum, ECCV
+    2012; :func:`coursekit.whitening.fit_pca_whitening`). Without: every
+    dimension kept, whitened by the training covariance shrunk towards the
+    identity (:func:`coursekit.whitening.fit_shrunk_whitening`), which on
+    small training splits does better (notebook 05 measures both on VLAD).
+    """
+    if result.X_db is None:
+        raise ValueError("this method has no global vectors to whiten; methods that have: "
+                         + ", ".join(GLOBAL_METHODS))
+    if result.X_train is None:
+        raise ValueError("whitening is learned on the training split: call the method with with_train=True, on a "
+                         "dataset that has one (this one has no training images)")
+    W = fit_shrunk_whitening(result.X_train, eps) if d is None else fit_pca_whitening(result.X_train, d, eps)
+    X_db, X_q = W.apply(result.X_db), W.apply(result.X_q)
+    return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=result.cached_seconds,
+                     X_train=W.apply(result.X_train))
+
+
+RERANKINGS = ("aqe", "alpha_qe", "aqe_dba", "alpha_qe_dba", "diffusion")
+
+
+def reranked(result: Retrieval, how: str) -> Retrieval:
+    """``result`` re-ranked with its global vectors (notebook 09, :mod:`coursekit.rerank`).
+
+    ``how``: ``"aqe"``, average query expansion of each query with its top
+    5 database vectors (Chum et al., ICCV 2007); ``"alpha_qe"``, the same
+    weighted by similarity cubed (Radenovic et al., TPAMI 2018);
+    ``"aqe_dba"`` and ``"alpha_qe_dba"``, the database first augmented
+    with its own 5 nearest neighbours the same way (Arandjelovic and
+    Zisserman, CVPR 2012), then the queries expanded against it;
+    ``"diffusion"``, diffusion on the database's mutual 50-NN graph (Iscen
+    et al., CVPR 2017; the graph cached on disk). The first ranking's
+    similarities are kept as ``first_stage``. After query expansion,
+    ``X_q`` (and with DBA ``X_db``) are the expanded vectors and
+    ``sims = X_q @ X_db.T``; after diffusion, ``sims`` holds the diffusion
+    scores and the vectors are those of ``result``.
+    """
+    from .. import rerank
+
+    if result.X_db is None:
+        raise ValueError("re-ranking uses the global vectors and this method has none; methods that have: "
+                         + ", ".join(GLOBAL_METHODS))
+    if how not in RERANKINGS:
+        raise ValueError(f"unknown re-ranking {how!r}; known: {', '.join(RERANKINGS)}")
+    X_db, X_q = result.X_db, result.X_q
+    if how == "diffusion":
+        sims = rerank.diffusion(X_q, X_db)
+    else:
+        alpha = rerank.QE_ALPHA if how.startswith("alpha") else 0.0
+        if how.endswith("_dba"):
+            X_db = rerank.database_augmentation(X_db, rerank.QE_K, alpha)
+        X_q = rerank.alpha_query_expansion(X_q, X_db, rerank.QE_K, alpha)
+        sims = X_q @ X_db.T
+    return Retrieval(sims.astype(np.float32), X_db, X_q, cached_seconds=result.cached_seconds,
+                     first_stage=result.sims, X_train=result.X_train)
+
+
+def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
+               with_train: bool = False, **params) -> Retrieval:
+    """Run the method called ``name`` on ``ds``; with ``whiten``, whiten its
+    global vectors, to ``dim`` dimensions if given (see :func:`whitened`);
+    for ``rmac``, whiten its regions before their sum (:func:`rmac`).
+    ``params`` go to the method (``backbone=``, ``weights=`` of the CNN methods)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    if (whiten or with_train) and name not in GLOBAL_METHODS:
+        raise ValueError(f"method {name!r} makes no global vectors, so it cannot be whitened or indexed; "
+                         f"methods that can: {', '.join(GLOBAL_METHODS)}")
+    if whiten and not ds.train:
+        raise ValueError(f"whitening is learned on a training split and {ds.name!r} has none: "
+                         "drop --whiten, or use a dataset with training images (embedded, coil100)")
+    if dim is not None and not whiten:
+        raise ValueError("dim is the dimension kept by the whitening: pass it with whiten")
+    fn = METHODS[name][0]
+    unknown = set(params) - set(inspect.signature(fn).parameters)
+    if unknown:
+        raise ValueError(f"method {name!r} takes no {', '.join(sorted(unknown))} (only the CNN methods take a backbone)")
+    if whiten and name == "rmac":    # the paper whitens each region before the sum
+        return fn(ds, progress=progress, with_train=True, whiten_regions=True, dim=dim, **params)
+    if name in GLOBAL_METHODS:
+        result = fn(ds, progress=progress, with_train=whiten or with_train, **params)
+    else:
+        result = fn(ds, progress=progress, **params)
+    return whitened(result, dim) if whiten else result
+
+
+def index_ranks(I: np.ndarray, n_db: int) -> np.ndarray:
+    """A full ranking from an index's results: ``I (Q, k) int64`` (``-1`` past the
+    candidates) -> ``ranks (Q, n_db) int64``: the results in their order, then
+    every database image the index did not return, in database order (it gave
+    them no score, so no order among them is better informed)."""
+    Q = len(I)
+    ranks = np.empty((Q, n_db), np.int64)
+    for q in range(Q):  # one row per query: the set difference is per row
+        found = I[q][I[q] >= 0]
+        rest = np.setdiff1d(np.arange(n_db), found, assume_unique=True)
+        ranks[q] = np.concatenate([found, rest])
+    return ranks
+
+
+def neighbour_recall(D_exact: np.ndarray, I: np.ndarray, ranks=(1, 10, 100), copy: float = 1e-6) -> dict[int, float]:
+    """Recall@R of an index: the fraction of queries for which one of its first ``R`` results is
+    an exact nearest neighbour.
+
+    ``D_exact (Q, N)``: exact squared distances from each query to each
+    database vector; ``I (Q, k) int64``: the index's results (``-1`` past
+    its candidates). As :func:`coursekit.ann.recall_at`, with two
+    differences for image datasets: database vectors within ``copy`` of the
+    query are copies of the query itself (COIL-100's queries are database
+    images), which every index finds, so they are dropped from the results
+    and the neighbour to find is the nearest other image; and any vector at
+    the nearest distance counts (duplicates tie).
+    """
+    found = np.where(I >= 0, np.take_along_axis(D_exact, np.maximum(I, 0), axis=1), np.inf)   # (Q, k)
+    nearest = np.where(D_exact > copy, D_exact, np.inf).min(axis=1)                            # (Q,)
+    other = found > copy                                  # results that are not copies of the query
+    position = np.cumsum(other, axis=1)                   # rank of each among those
+    is_nearest = other & (found <= nearest[:, None] * (1 + 1e-5))
+    return {int(r): float((is_nearest & (position <= r)).any(axis=1).mean()) for r in ranks}
+
+
+def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
+                    index: str | None = None, M: int = 16, nbits: int = 8, nlist: int | None = None,
+                    nprobe: int = 8, seed: int = 0, rerank: str | None = None, **params) -> dict:
+    """Run a method end to end and measure it.
+
+    Returns a JSON-able dict: ``dataset``, ``method``, ``n_db``,
+    ``n_queries``, every measure of :func:`coursekit.evaluation.evaluate`,
+    and ``seconds``: the method's time on this machine, with the time of
+    cached steps as measured when they were computed (so a second run
+    reports the same cost, not the cache's).
+
+    ``whiten``, ``dim``: PCA-whitening learned on the training split
+    (:func:`whitened`). ``index``: one of
+    :data:`coursekit.ann.INDEX_KINDS`, built by
+    :func:`coursekit.ann.build_index` (``M``, ``nbits``, ``nlist``,
+    ``nprobe``, ``seed``) on the training split's vectors (the database's
+    when the dataset has no training split: ``index_trained_on`` says which);
+    the measures are then of the index's ranking (:func:`index_ranks`),
+    those of exact search are added with the prefix ``exact_``, and
+    ``recall@R`` is the fraction of queries whose exact nearest neighbour
+    the index returns in its first ``R`` (:func:`coursekit.ann.recall_at`),
+    with ``ms_per_query`` and ``bytes_per_vector`` (see :func:`neighbour_recall`
+    for queries that are database images, and ties).
+
+    ``rerank``: one of :data:`RERANKINGS`, applied to the (whitened)
+    vectors (:func:`reranked`); the measures are then of the re-ranked
+    list, those of the first ranking are added with the prefix ``first_``,
+    and ``rerank_seconds`` is the re-ranking's own time (the graph's
+    construction included, unless it came from the cache). Not with an
+    ``index``.
+    """
+    from ..ann import build_index, squared_distances
+
+    if rerank is not None and index is not None:
+        raise ValueError("re-ranking runs on exact search: pass either rerank or index, not both")
+    if rerank is not None and rerank not in RERANKINGS:
+        raise ValueError(f"unknown re-ranking {rerank!r}; known: {', '.join(RERANKINGS)}")
+    if rerank is not None and name not in GLOBAL_METHODS:
+        raise ValueError(f"method {name!r} makes no global vectors, so it cannot be re-ranked by them; "
+                         f"methods that can: {', '.join(GLOBAL_METHODS)}")
+    start = time.perf_counter()
+    result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None, **params)
+    if rerank is not None:
+        rerank_seconds, result = timed(lambda: reranked(result, rerank))
+    scores = evaluate(ranks_from_similarities(result.sims), ds)
+    trained_on = f"(trained on {params['train_on']})" if params.get("train_on") else ""
+    out = {"dataset": ds.name, "method": name + trained_on + ("+whiten" if whiten else "")
+           + (f"+{rerank}" if rerank else ""), "n_db": ds.n_db, "n_queries": ds.n_queries}
+    if whiten:
+        out["dim"] = int(result.X_db.shape[1])
+    if index is None:
+        out.update({k: round(v, 4) for k, v in scores.items()})
+        if rerank is not None:
+            first = evaluate(ranks_from_similarities(result.first_stage), ds)
+            out.update({f"first_{k}": round(v, 4) for k, v in first.items()})
+            out["rerank_seconds"] = round(rerank_seconds, 3)
+    else:
+        X_train = result.X_train if result.X_train is not None else result.X_db
+        idx = build_index(index, X_train, result.X_db, M=M, nbits=nbits, nlist=nlist, nprobe=nprobe, seed=seed)
+        search_seconds, (_, I) = timed(lambda: idx.search(result.X_q, ds.n_db))
+        ranked = evaluate(index_ranks(I, ds.n_db), ds)
+        recall = neighbour_recall(squared_distances(result.X_q, result.X_db), I,
+                                  [r for r in (1, 10, 100) if r <= ds.n_db])
+        out.update(index=repr(idx), index_trained_on="train" if result.X_train is not None else "database")
+        out.update({k: round(v, 4) for k, v in ranked.items()})
+        out.update({f"exact_{k}": round(v, 4) for k, v in scores.items()})
+        out.update({f"recall@{r}": round(v, 4) for r, v in recall.items()})
+        out.update(ms_per_query=round(1e3 * search_seconds / ds.n_queries, 3),
+                   bytes_per_vector=idx.memory_per_vector)
+    out["seconds"] = round(time.perf_counter() - start + result.cached_seconds, 2)
+    return out
