@@ -31,7 +31,6 @@ may want to look at: ``reference:0.3``, ``kernel-died``, ``stopped``, ``no-landl
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import io
 import json
@@ -45,6 +44,8 @@ from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
+
+from ..cache import atomic_write
 
 __all__ = [
     "STATUSES", "ExerciseResult", "StudentResult", "grade_notebook", "grade_paths",
@@ -508,10 +509,8 @@ def execute_notebook(src: str | Path, dest: str | Path, timeout: float = 1800) -
             error = f"{where}: {e.ename}: {e.evalue}"
         except (DeadKernelError, TimeoutError, RuntimeError) as e:
             error = f"{type(e).__name__}: {e}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, dest)
+    with atomic_write(dest) as tmp:
+        nbformat.write(nb, tmp)
     return error
 
 
@@ -677,21 +676,15 @@ def write_csv(results: list[StudentResult], path: str | Path) -> None:
         if e.id in present and e.id not in seen:
             seen.add(e.id)
             columns.append((e.id, f"{e.id} {e.title}"))
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
-            w = csv.writer(f)
-            w.writerow(["student", "file", "notebook", *(h for _, h in columns), "total", "max", "error", "flags"])
-            for r in results:
-                by_id = {e.id: e for e in r.exercises}
-                row = [spreadsheet_safe(r.student), spreadsheet_safe(r.path), r.notebook or ""]
-                row += [_num(by_id[i].points) if i in by_id else "" for i, _ in columns]
-                row += [_num(r.points), _num(r.max_points), spreadsheet_safe(r.error or ""), " ".join(r.flags)]
-                w.writerow(row)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as tmp, open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+        w = csv.writer(f)
+        w.writerow(["student", "file", "notebook", *(h for _, h in columns), "total", "max", "error", "flags"])
+        for r in results:
+            by_id = {e.id: e for e in r.exercises}
+            row = [spreadsheet_safe(r.student), spreadsheet_safe(r.path), r.notebook or ""]
+            row += [_num(by_id[i].points) if i in by_id else "" for i, _ in columns]
+            row += [_num(r.points), _num(r.max_points), spreadsheet_safe(r.error or ""), " ".join(r.flags)]
+            w.writerow(row)
 
 
 # --------------------------------------------------------------------------- command line

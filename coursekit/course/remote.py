@@ -273,6 +273,8 @@ def export_functions(names: list[str], folder: str, namespace: dict | None = Non
     A function that cannot be pickled leaves ``NAME.fn.error`` with the reason instead."""
     import cloudpickle
 
+    from ..cache import atomic_write
+
     if namespace is None:
         from IPython import get_ipython
 
@@ -293,9 +295,8 @@ def export_functions(names: list[str], folder: str, namespace: dict | None = Non
             error.write_text(f"{type(e).__name__}: {str(e)[:300]}")
             target.unlink(missing_ok=True)
             continue
-        tmp = folder_path / (name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        with atomic_write(target) as tmp:
+            tmp.write_bytes(data)
         error.unlink(missing_ok=True)
 
 
