@@ -448,8 +448,13 @@ class _Callback:
         self.index, self.name = index, name
 
 
+def _is_callback(value: Any) -> bool:
+    # By name: the runner runs as __main__, so the class it unpickles is coursekit.course.remote's, not its own.
+    return type(value).__name__ == "_Callback" and type(value).__module__.endswith("remote")
+
+
 def _with_callbacks(value: Any, out, inp) -> Any:
-    if isinstance(value, _Callback):
+    if _is_callback(value):
         def callback(*args):
             _send(out, ("callback", value.index, pickle.dumps(encode(args))))
             kind, payload = pickle.loads(_recv_bytes(inp))
@@ -458,7 +463,7 @@ def _with_callbacks(value: Any, out, inp) -> Any:
             return payload
         callback.__name__ = value.name
         return callback
-    if isinstance(value, (list, tuple)) and any(isinstance(v, _Callback) for v in value):
+    if isinstance(value, (list, tuple)) and any(_is_callback(v) for v in value):
         return type(value)(_with_callbacks(v, out, inp) for v in value)
     return value
 

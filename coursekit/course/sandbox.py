@@ -9,7 +9,8 @@ defines, in processes that this module fences in:
 - **the file system**, through Linux's Landlock (kernel 5.13 or newer; unprivileged): the process
   may read everything except the paths it is denied (the other submissions, the grader's own
   folders), and write only under the folders it is given (its private scratch folder, the feature
-  cache) and ``/dev/shm`` (where multiprocessing keeps its semaphores). Where Landlock is missing (another OS, an old kernel), :func:`landlock_abi` is 0 and the
+  cache), ``/dev/shm`` (where multiprocessing keeps its semaphores) and the pseudo-terminals
+  (IPython runs ``!command`` on one). Where Landlock is missing (another OS, an old kernel), :func:`landlock_abi` is 0 and the
   grader says so: the submission then runs in its private copy, but an absolute path still reaches
   the rest of the disk;
 - **processes**: every process of a submission carries a token in its environment, and
@@ -134,6 +135,8 @@ def restrict_filesystem(deny_read: list[str | Path], allow_write: list[str | Pat
         rules += [(Path("/dev/null"), _READ_FILE | _WRITE_FILE)]
         if os.path.isdir("/dev/shm"):  # POSIX semaphores and shared memory (multiprocessing's pools) live there
             rules += [(Path("/dev/shm"), handled)]
+        # pseudo-terminals: IPython runs a cell's `!command` on one
+        rules += [(Path(p), handled) for p in ("/dev/ptmx", "/dev/pts", "/dev/tty") if os.path.exists(p)]
         for path, rights in rules:
             try:
                 path_fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
