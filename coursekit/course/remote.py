@@ -113,16 +113,16 @@ def encode(obj: Any, _depth: int = 0) -> Any:
     tuple subclasses tagged; anything else becomes its type's name and a short repr."""
     if _depth > 50:
         return {"__repr__": "...", "type": type(obj).__name__}
-    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
-        return obj
     mod = type(obj).__module__
-    if mod.startswith("numpy"):
+    if mod.startswith("numpy"):  # first: np.float64 is also a float, but pickles as a numpy scalar
         import numpy as np
 
         if isinstance(obj, np.ndarray):
             return _ndarray(obj)
         if isinstance(obj, np.generic):
             return {"__np_scalar__": _ndarray(np.asarray(obj))}
+    if obj is None or type(obj) in (bool, int, float, complex, str, bytes):
+        return obj
     if mod.startswith("torch") and type(obj).__name__ in ("Tensor", "Parameter"):
         t = obj.detach().cpu()
         return {"__torch__": _ndarray(t.float().numpy() if str(t.dtype) == "torch.bfloat16" else t.numpy()),
