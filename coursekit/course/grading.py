@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 STATUSES = ("passed", "failed", "not done", "error")
-MIME = "application/vnd.coursekit.grade+json"
 DEFAULT_TIMEOUT = 60
 DEFAULT_BUDGET = 1800       # seconds for one whole notebook
 DEFAULT_MEMORY_GB = 8       # per process of a submission (its kernel, each function runner)
