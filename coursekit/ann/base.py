@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..local import squared_distances  # one home: notebook 02 meets it first
+
 __all__ = ["Index", "as_vectors", "top_k", "squared_distances", "kmeans", "nearest_centroid", "concat_ranges",
            "CHUNK_FLOATS"]
 
@@ -45,24 +47,6 @@ def as_vectors(X, name: str = "X", d: int | None = None) -> np.ndarray:
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values: remove or fix those rows first")
     return X
-
-
-def squared_distances(X_q: np.ndarray, X: np.ndarray, x2: np.ndarray | None = None) -> np.ndarray:
-    """``||q - x||^2`` for every pair: ``X_q (Q, D)``, ``X (N, D)`` -> ``(Q, N) float32``.
-
-    By ``||q||^2 - 2 q.x + ||x||^2``: one matrix product, the fastest way on
-    a CPU (BLAS). ``x2 (N,)``, the squared norms of ``X``, may be passed when
-    they are kept. Rounding can make tiny distances negative: they are
-    clipped at 0.
-    """
-    if x2 is None:
-        x2 = np.einsum("nd,nd->n", X, X)
-    q2 = np.einsum("qd,qd->q", X_q, X_q)
-    D = X_q @ X.T
-    D *= -2.0
-    D += x2[None, :]
-    D += q2[:, None]
-    return np.maximum(D, 0.0, out=D)
 
 
 def top_k(D: np.ndarray, k: int, largest: bool = False) -> tuple[np.ndarray, np.ndarray]:
