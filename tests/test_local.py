@@ -363,3 +363,20 @@ def test_sift_match_on_a_short_list(tiny_dataset):
     for q in range(2):
         assert set(ranks[q, :3]) == set(colour[q, :3])
         assert ranks[q, 3:].tolist() == colour[q, 3:].tolist()
+
+
+def test_sift_ransac_is_cached_under_what_made_it(tiny_dataset, monkeypatch, tmp_path):
+    from coursekit import geometry
+
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    first = sift_ransac(tiny_dataset, top=3, progress=False)
+
+    def verified_again(*args, **kwargs):
+        raise AssertionError("verified again")
+
+    monkeypatch.setattr(geometry, "spatial_verification", verified_again)
+    again = sift_ransac(tiny_dataset, top=3, progress=False)
+    assert np.array_equal(first.sims, again.sims) and np.array_equal(first.first_stage, again.first_stage)
+    assert again.cached_seconds > 0        # what verifying took, so that a timing adds it back
+    with pytest.raises(AssertionError, match="verified again"):
+        sift_ransac(tiny_dataset, top=3, threshold=4.0, progress=False)      # another setting: verified anew

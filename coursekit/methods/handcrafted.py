@@ -3,6 +3,7 @@ verification (notebook 02), bags of visual words (notebook 03), VLAD and Fisher 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -179,17 +180,29 @@ def sift_ransac(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortl
     keeps the first-stage order among equal counts; ``first_stage`` holds
     the ``sift_match`` similarities.
     """
-    fdb, fq, seconds = sift_features(ds, max_features, progress)
-    queries, colour_seconds = _sift_first_stage(ds, fdb, fq, ratio, shortlist, progress, "sift_ransac")
-    sims = np.zeros((ds.n_queries, ds.n_db), np.float32)
-    first_stage = np.zeros((ds.n_queries, ds.n_db), np.float32)
-    for q, ids, nn, ok, scores in queries:
-        first_stage[q] = scores
-        short = np.argsort(-scores, kind="stable")[:top]          # ties in database order, as evaluate ranks them
-        inliers = _verify(fq, fdb, q, short, ids, nn, ok, model, threshold)
-        sims[q] = _below(scores)
-        _rescored(sims[q], short, inliers)
-    return Retrieval(sims, cached_seconds=seconds + colour_seconds, first_stage=first_stage)
+    key = {"method": "sift_ransac", "dataset": ds.name, "db": files_fingerprint(ds.db),
+           "queries": files_fingerprint(ds.queries), "bbx": None if ds.bbx is None else np.round(ds.bbx, 2).tolist(),
+           "max_features": max_features, "ratio": ratio, "shortlist": shortlist, "top": top, "model": model,
+           "threshold": threshold, "opencv": cv2.__version__, "version": 1}
+
+    def compute() -> dict[str, np.ndarray]:
+        fdb, fq, seconds = sift_features(ds, max_features, progress)
+        queries, colour_seconds = _sift_first_stage(ds, fdb, fq, ratio, shortlist, progress, "sift_ransac")
+        sims = np.zeros((ds.n_queries, ds.n_db), np.float32)
+        first_stage = np.zeros((ds.n_queries, ds.n_db), np.float32)
+        for q, ids, nn, ok, scores in queries:
+            first_stage[q] = scores
+            short = np.argsort(-scores, kind="stable")[:top]          # ties in database order, as evaluate ranks them
+            inliers = _verify(fq, fdb, q, short, ids, nn, ok, model, threshold)
+            sims[q] = _below(scores)
+            _rescored(sims[q], short, inliers)
+        return {"sims": sims, "first_stage": first_stage, "inner_saved": np.float64(seconds + colour_seconds)}
+
+    # Cached as a whole: verifying the short lists costs more than reading the features it starts from.
+    # The key's "version" names the verification code: raise it when geometry's RANSAC changes.
+    arrays, saved = cached_arrays("verified", key, compute)
+    return Retrieval(arrays["sims"], cached_seconds=saved + float(arrays["inner_saved"]),
+                     first_stage=arrays["first_stage"])
 
 
 def _words(feats, C: np.ndarray, key: dict, progress: bool, chunk: int = 100_000):
