@@ -380,3 +380,20 @@ def test_sift_ransac_is_cached_under_what_made_it(tiny_dataset, monkeypatch, tmp
     assert again.cached_seconds > 0        # what verifying took, so that a timing adds it back
     with pytest.raises(AssertionError, match="verified again"):
         sift_ransac(tiny_dataset, top=3, threshold=4.0, progress=False)      # another setting: verified anew
+
+
+def test_bow_sv_is_cached_under_its_short_lists(tiny_dataset, monkeypatch, tmp_path):
+    from coursekit import geometry
+    from coursekit.methods import bow_sv
+
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    first = bow_sv(tiny_dataset, k=16, top=3, progress=False)
+
+    def verified_again(*args, **kwargs):
+        raise AssertionError("verified again")
+
+    monkeypatch.setattr(geometry, "spatial_verification", verified_again)
+    again = bow_sv(tiny_dataset, k=16, top=3, progress=False)
+    assert np.array_equal(first.sims, again.sims) and again.cached_seconds > 0
+    with pytest.raises(AssertionError, match="verified again"):
+        bow_sv(tiny_dataset, k=16, top=2, progress=False)

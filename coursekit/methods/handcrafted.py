@@ -276,14 +276,25 @@ def bow_sv(ds: Dataset, k: int = 4000, alpha: float = 0.5, max_features: int = 5
     """
     counts_db, counts_q, fdb, fq, seconds = _bow_counts(ds, k, max_features, progress)
     first_stage = bag_of_words.InvertedFile.build(counts_db, alpha).search(counts_q)
-    sims = np.zeros_like(first_stage)
-    for q in tqdm(range(ds.n_queries), desc="bow_sv: verifying", disable=not progress):
-        short = np.argsort(-first_stage[q], kind="stable")[:top]
-        ids, nn, ok = local.ratio_matches_many(fq.descriptors(q), local.pad_features(fdb, short), ratio)
-        inliers = _verify(fq, fdb, q, short, ids, nn, ok, model, threshold)
-        sims[q] = _below(first_stage[q])
-        _rescored(sims[q], short, inliers)
-    return Retrieval(sims, cached_seconds=seconds, first_stage=first_stage)
+    # The short lists come from first_stage and the correspondences from the images' SIFT: the key
+    # names both, and a version for the verification code (raise it when geometry's RANSAC changes).
+    key = {"method": "bow_sv", "dataset": ds.name, "db": files_fingerprint(ds.db),
+           "queries": files_fingerprint(ds.queries), "bbx": None if ds.bbx is None else np.round(ds.bbx, 2).tolist(),
+           "first_stage": array_digest(first_stage), "max_features": max_features, "top": top, "ratio": ratio,
+           "model": model, "threshold": threshold, "opencv": cv2.__version__, "version": 1}
+
+    def compute() -> dict[str, np.ndarray]:
+        sims = np.zeros_like(first_stage)
+        for q in tqdm(range(ds.n_queries), desc="bow_sv: verifying", disable=not progress):
+            short = np.argsort(-first_stage[q], kind="stable")[:top]
+            ids, nn, ok = local.ratio_matches_many(fq.descriptors(q), local.pad_features(fdb, short), ratio)
+            inliers = _verify(fq, fdb, q, short, ids, nn, ok, model, threshold)
+            sims[q] = _below(first_stage[q])
+            _rescored(sims[q], short, inliers)
+        return {"sims": sims}
+
+    arrays, saved = cached_arrays("verified", key, compute)
+    return Retrieval(arrays["sims"], cached_seconds=seconds + saved, first_stage=first_stage)
 
 
 def vlad(ds: Dataset, k: int = 64, max_features: int = 500, progress: bool = True,
