@@ -154,6 +154,15 @@ def sift_match(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortli
     return Retrieval(sims, cached_seconds=seconds + colour_seconds)
 
 
+def _verified_key(ds: Dataset, method: str, **settings) -> dict:
+    """The cache key of a spatially verified ranking: the images (their fingerprints and the query boxes),
+    the method's ``settings``, OpenCV's version (it extracts the SIFT) and a version for the verification
+    code: raise it when :mod:`coursekit.geometry`'s RANSAC changes."""
+    return {"method": method, "dataset": ds.name, "db": files_fingerprint(ds.db),
+            "queries": files_fingerprint(ds.queries), "bbx": None if ds.bbx is None else np.round(ds.bbx, 2).tolist(),
+            **settings, "opencv": cv2.__version__, "version": 1}
+
+
 def _verify(fq, fdb, q: int, short: np.ndarray, ids: np.ndarray, nn: np.ndarray, ok: np.ndarray,
             model: str, threshold: float) -> np.ndarray:
     """RANSAC inliers ``(len(short),) int64`` of query ``q`` with each database image of
@@ -180,10 +189,8 @@ def sift_ransac(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortl
     keeps the first-stage order among equal counts; ``first_stage`` holds
     the ``sift_match`` similarities.
     """
-    key = {"method": "sift_ransac", "dataset": ds.name, "db": files_fingerprint(ds.db),
-           "queries": files_fingerprint(ds.queries), "bbx": None if ds.bbx is None else np.round(ds.bbx, 2).tolist(),
-           "max_features": max_features, "ratio": ratio, "shortlist": shortlist, "top": top, "model": model,
-           "threshold": threshold, "opencv": cv2.__version__, "version": 1}
+    key = _verified_key(ds, "sift_ransac", max_features=max_features, ratio=ratio, shortlist=shortlist, top=top,
+                        model=model, threshold=threshold)
 
     def compute() -> dict[str, np.ndarray]:
         fdb, fq, seconds = sift_features(ds, max_features, progress)
@@ -199,7 +206,6 @@ def sift_ransac(ds: Dataset, max_features: int = 500, ratio: float = 0.8, shortl
         return {"sims": sims, "first_stage": first_stage, "inner_saved": np.float64(seconds + colour_seconds)}
 
     # Cached as a whole: verifying the short lists costs more than reading the features it starts from.
-    # The key's "version" names the verification code: raise it when geometry's RANSAC changes.
     arrays, saved = cached_arrays("verified", key, compute)
     return Retrieval(arrays["sims"], cached_seconds=saved + float(arrays["inner_saved"]),
                      first_stage=arrays["first_stage"])
@@ -276,12 +282,9 @@ def bow_sv(ds: Dataset, k: int = 4000, alpha: float = 0.5, max_features: int = 5
     """
     counts_db, counts_q, fdb, fq, seconds = _bow_counts(ds, k, max_features, progress)
     first_stage = bag_of_words.InvertedFile.build(counts_db, alpha).search(counts_q)
-    # The short lists come from first_stage and the correspondences from the images' SIFT: the key
-    # names both, and a version for the verification code (raise it when geometry's RANSAC changes).
-    key = {"method": "bow_sv", "dataset": ds.name, "db": files_fingerprint(ds.db),
-           "queries": files_fingerprint(ds.queries), "bbx": None if ds.bbx is None else np.round(ds.bbx, 2).tolist(),
-           "first_stage": array_digest(first_stage), "max_features": max_features, "top": top, "ratio": ratio,
-           "model": model, "threshold": threshold, "opencv": cv2.__version__, "version": 1}
+    # The short lists come from first_stage, so the key names its digest.
+    key = _verified_key(ds, "bow_sv", first_stage=array_digest(first_stage), max_features=max_features, top=top,
+                        ratio=ratio, model=model, threshold=threshold)
 
     def compute() -> dict[str, np.ndarray]:
         sims = np.zeros_like(first_stage)
