@@ -54,6 +54,13 @@ def _describe_files(paths, describe: Callable[[np.ndarray], np.ndarray], desc: s
     return np.stack([describe(load_image(p)) for p in tqdm(paths, desc=desc, disable=not progress)]).astype(np.float32)
 
 
+def dataset_key(ds: Dataset) -> dict:
+    """What a cache key needs to name of a dataset's database and queries: its name, the files'
+    fingerprints and the query boxes (rounded to 2 decimals)."""
+    return {"dataset": ds.name, "db": files_fingerprint(ds.db), "queries": files_fingerprint(ds.queries),
+            "bbx": None if ds.bbx is None else ds.bbx.round(2).tolist()}
+
+
 def extract_global(
     ds: Dataset,
     describe: Callable[[np.ndarray], np.ndarray],
@@ -68,13 +75,7 @@ def extract_global(
     and the seconds the cache saved (see :func:`coursekit.cache.cached_arrays`).
     """
     name = key.get("method", "features")
-    full_key = {
-        **key,
-        "dataset": ds.name,
-        "db": files_fingerprint(ds.db),
-        "queries": files_fingerprint(ds.queries),
-        "bbx": None if ds.bbx is None else ds.bbx.round(2).tolist(),
-    }
+    full_key = {**key, **dataset_key(ds)}
 
     def compute() -> dict[str, np.ndarray]:
         X_db = _describe_files(ds.db, describe, f"{name}: database", progress)

@@ -13,7 +13,7 @@ from ..cache import array_digest, cached_arrays, files_fingerprint
 from ..datasets import Dataset
 from ..gist import gist_descriptor
 from ..whitening import l2_normalize
-from .features import Retrieval, aggregated_splits, extract_global, extract_train, sift_features
+from .features import Retrieval, aggregated_splits, dataset_key, extract_global, extract_train, sift_features
 
 __all__ = ["color_hist", "color_inter", "gist", "sift_match", "sift_ransac", "bow", "bow_sv", "vlad", "fisher"]
 
@@ -158,9 +158,7 @@ def _verified_key(ds: Dataset, method: str, **settings) -> dict:
     """The cache key of a spatially verified ranking: the images (their fingerprints and the query boxes),
     the method's ``settings``, OpenCV's version (it extracts the SIFT) and a version for the verification
     code: raise it when :mod:`coursekit.geometry`'s RANSAC changes."""
-    return {"method": method, "dataset": ds.name, "db": files_fingerprint(ds.db),
-            "queries": files_fingerprint(ds.queries), "bbx": None if ds.bbx is None else np.round(ds.bbx, 2).tolist(),
-            **settings, "opencv": cv2.__version__, "version": 1}
+    return {"method": method, **dataset_key(ds), **settings, "opencv": cv2.__version__, "version": 1}
 
 
 def _verify(fq, fdb, q: int, short: np.ndarray, ids: np.ndarray, nn: np.ndarray, ok: np.ndarray,
