@@ -48,15 +48,15 @@ def _cmd_methods(args) -> int:
 def _cmd_datasets(args) -> int:
     print(f"data root: {data_root()}  (set $COURSEKIT_DATA to change it)")
     for name, line in describe_datasets().items():
-        if name in ("embedded", "folder"):
-            state = "built on first use" if name == "embedded" else "needs --root"
+        if name.startswith("embedded") or name == "folder":
+            state = "needs --root" if name == "folder" else "built on first use"
         else:
             try:
                 load_dataset(name)
                 state = "present"
             except DatasetError:
                 state = f"absent: python data_scripts/get.py {name}"
-        print(f"{name:10s} {line}\n{'':10s} [{state}]")
+        print(f"{name:12s} {line}\n{'':12s} [{state}]")
     return 0
 
 

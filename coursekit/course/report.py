@@ -254,7 +254,8 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
     """Run the whole course into ``out``; returns an exit code (1 if anything failed)."""
     out.mkdir(parents=True, exist_ok=True)
     names = datasets or present_datasets()
-    absent = [n for n in DATASET_NAMES if n not in names and n != "folder"] if not datasets else []
+    absent = ([n for n in DATASET_NAMES if n not in names and n != "folder" and not n.startswith("embedded")]
+              if not datasets else [])
     nb_records = execute_notebooks(out, timeout) if notebooks else []
 
     results, info, search, indexed, throughput = [], {}, {}, {}, {}

@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 from .base import Dataset, DatasetError, GroundTruth, data_root, missing
 from .coil import load_coil100
+from .embedded import VERSION as EMBEDDED_VERSION
+from .embedded import VERSIONS as EMBEDDED_VERSIONS
 from .embedded import build_embedded, load_embedded
 from .folder import load_folder
 from .holidays import load_holidays
@@ -31,6 +34,8 @@ __all__ = [
 # name -> (loader, one line for `python -m coursekit datasets`)
 _LOADERS = {
     "embedded": (load_embedded, "built offline from photos that installed packages ship"),
+    **{f"embedded-v{v}": (partial(load_embedded, version=v), f"version {v} of the embedded set")
+       for v in EMBEDDED_VERSIONS if v != EMBEDDED_VERSION},
     "coil100": (load_coil100, "COIL-100 objects on a turntable (Nene et al. 1996)"),
     "smvs": (load_smvs, "Stanford Mobile Visual Search DVD covers: phone photos against scans"),
     "ukbench": (load_ukbench, "UKBench groups of 4 (Nister and Stewenius 2006), N-S score"),
@@ -72,7 +77,7 @@ def present_datasets() -> list[str]:
     """``embedded`` and every other dataset whose files are under the data root."""
     names = ["embedded"]
     for name in DATASET_NAMES:
-        if name in ("embedded", "folder"):
+        if name.startswith("embedded") or name == "folder":  # built on first use / needs a root
             continue
         try:
             load_dataset(name)

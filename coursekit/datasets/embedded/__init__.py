@@ -100,6 +100,28 @@ zero, the CNN far above the histogram, Hard the hardest for both.
 Most of the CNN's false positives are other objects of the same photo
 (another patch of cat fur or of the pagoda): the benchmark's hard negatives.
 
+Version 2
+---------
+Version 1's backgrounds are crops of only 11 photos, and an off-the-shelf
+CNN's nearest neighbours of an image are then, half the time, images cut
+from the same photo, whatever object they show
+(:mod:`coursekit.datasets.embedded.audit` measures it). Version 2
+(``build_embedded(..., version=2)``, loaded as ``embedded-v2`` until it
+becomes the default) changes two things and keeps the rest (objects,
+clutter, occluders, camera, protocol, thresholds):
+
+* every background is its own **dead-leaves** scene
+  (:func:`~coursekit.datasets.embedded.render._dead_leaves`): five layers
+  (tinted crops of the background photos at random scales, or fractal
+  noise) cut by occluding leaves of every size, with the ``r**-3`` size
+  law that makes the model scale invariant as natural images are; the
+  record names the photo that shows most (``background["source"]``);
+* each query object gets 8-12 database **views along 1-3 walks**
+  (:func:`~coursekit.datasets.embedded.plan.walk_poses`) from the query's
+  pose in tilt, rotation, scale and light: neighbouring views differ a
+  little, the ends of a walk a lot, as a landmark's photos do; occlusion,
+  truncation and junk are drawn per image; 150 distractors.
+
 Layout on disk (``cache_root() / "embedded-v{VERSION}-seed{seed}"``)::
 
     db/000000.jpg ...        database images (shuffled order)
@@ -114,11 +136,11 @@ SciPy, OpenCV and Pillow (JPEG encoding and decoding, warps and blurs are
 library code).
 """
 
-from .build import VERSION, build_embedded
+from .build import VERSION, VERSIONS, build_embedded
 from .catalogue import ObjectInfo, object_catalogue
 from .load import default_root, load_embedded
 from .render import LANDSCAPE, PORTRAIT, THRESHOLDS
 
 # ObjectInfo, LANDSCAPE and PORTRAIT stay importable from here, as before the split.
 
-__all__ = ["VERSION", "THRESHOLDS", "build_embedded", "load_embedded", "object_catalogue", "default_root"]
+__all__ = ["VERSION", "VERSIONS", "THRESHOLDS", "build_embedded", "load_embedded", "object_catalogue", "default_root"]

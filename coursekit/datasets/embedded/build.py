@@ -15,19 +15,25 @@ from .catalogue import ObjectInfo
 from .plan import plan_images
 from .render import THRESHOLDS, Assets, render_job
 
-#: Generator version: bump it whenever the output for a given seed changes.
+#: The generator's versions. A version's output for a given seed never changes: a change is a new version.
+#: 1: each background a crop of one of 11 photos, 5-7 independent renderings per query object;
+#: 2: dead-leaves backgrounds that no two images share, 8-12 views per query object along walks.
+VERSIONS = (1, 2)
+#: The version that the name ``embedded`` loads; the others load as ``embedded-v{n}``.
 VERSION = 1
 
 
-def build_embedded(out_dir: Path, seed: int = 0, progress: bool = True) -> Path:
+def build_embedded(out_dir: Path, seed: int = 0, progress: bool = True, version: int = VERSION) -> Path:
     """Build the benchmark into ``out_dir`` (which must not exist yet); return it.
 
     Everything is written into a temporary sibling folder that is renamed to
     ``out_dir`` at the very end, so an interrupted build never looks
-    complete. For seed 0: 68 queries, 666 database images (408 renderings
-    of the query objects, 258 distractors) and 312 training images.
+    complete. ``version``: one of :data:`VERSIONS` (see
+    :mod:`coursekit.datasets.embedded`); version 1 with seed 0 has 68
+    queries, 666 database images (408 renderings of the query objects, 258
+    distractors) and 312 training images.
 
-    Randomness: ``np.random.SeedSequence([seed, VERSION])`` draws the plan
+    Randomness: ``np.random.SeedSequence([seed, version])`` draws the plan
     (how many renderings of each object, their difficulty targets, the
     shuffled database order) and gives every image its own child generator,
     so each image depends only on the seed and its place in the plan. The
@@ -35,6 +41,8 @@ def build_embedded(out_dir: Path, seed: int = 0, progress: bool = True) -> Path:
     """
     import cv2
 
+    if version not in VERSIONS:
+        raise ValueError(f"embedded: no version {version!r}; the versions are {', '.join(map(str, VERSIONS))}")
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; delete it to rebuild the embedded dataset")
@@ -45,8 +53,8 @@ def build_embedded(out_dir: Path, seed: int = 0, progress: bool = True) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
     try:
         os.chmod(tmp, 0o755)
-        catalogue, db_recs, q_recs, t_recs = _render_all(tmp, seed, progress)
-        _write_groundtruth(tmp / "groundtruth.json", _metadata(seed, catalogue, db_recs, q_recs, t_recs))
+        catalogue, db_recs, q_recs, t_recs = _render_all(tmp, seed, progress, version)
+        _write_groundtruth(tmp / "groundtruth.json", _metadata(seed, catalogue, db_recs, q_recs, t_recs, version))
         _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -54,13 +62,13 @@ def build_embedded(out_dir: Path, seed: int = 0, progress: bool = True) -> Path:
     finally:
         cv2.setNumThreads(threads)
     if progress:
-        print(f"embedded: {len(q_recs)} queries, {len(db_recs)} database and {len(t_recs)} training images "
+        print(f"embedded v{version}: {len(q_recs)} queries, {len(db_recs)} database and {len(t_recs)} training images "
               f"in {time.perf_counter() - t0:.1f} s -> {out_dir}", flush=True)
     return out_dir
 
 
-def _render_all(folder: Path, seed: int,
-                progress: bool) -> tuple[list[ObjectInfo], list[dict], list[dict], list[dict]]:
+def _render_all(folder: Path, seed: int, progress: bool,
+                version: int = VERSION) -> tuple[list[ObjectInfo], list[dict], list[dict], list[dict]]:
     """Render every planned image into ``folder`` (``db/``, ``queries/``, ``train/``).
 
     Returns the object catalogue and the records of the database images (in
@@ -71,18 +79,18 @@ def _render_all(folder: Path, seed: int,
 
     for sub in ("db", "queries", "train"):
         (folder / sub).mkdir()
-    assets = Assets()
-    plan_ss, image_ss = np.random.SeedSequence([int(seed), VERSION]).spawn(2)
-    jobs, db_slots = plan_images(np.random.default_rng(plan_ss), assets.catalogue)
+    assets = Assets(version)
+    plan_ss, image_ss = np.random.SeedSequence([int(seed), int(version)]).spawn(2)
+    jobs, db_slots = plan_images(np.random.default_rng(plan_ss), assets.catalogue, version)
     db_index = iter(db_slots)  # shuffled database order
     db_recs: list[dict] = [{}] * len(db_slots)
     q_recs: list[dict] = []
     t_recs: list[dict] = []
     ref: dict[int, dict] = {}  # query (or reference) record of every object
-    bar = tqdm(total=sum(kind != "reference" for kind, _, _ in jobs), desc="embedded",
+    bar = tqdm(total=sum(job[0] != "reference" for job in jobs), desc=f"embedded v{version}",
                unit="img", disable=not progress, leave=False)
-    for (kind, oid, target), ss in zip(jobs, image_ss.spawn(len(jobs))):
-        img, rec = render_job(np.random.default_rng(ss), assets, kind, oid, target, ref)
+    for (kind, oid, target, pose), ss in zip(jobs, image_ss.spawn(len(jobs))):
+        img, rec = render_job(np.random.default_rng(ss), assets, kind, oid, target, ref, pose)
         if kind in ("query", "reference"):
             ref[oid] = rec
         if kind == "reference":
@@ -124,11 +132,11 @@ def _ground_truth(q_recs: list[dict], db_recs: list[dict]) -> list[dict[str, lis
 
 
 def _metadata(seed: int, catalogue: list[ObjectInfo], db_recs: list[dict], q_recs: list[dict],
-              t_recs: list[dict]) -> dict:
+              t_recs: list[dict], version: int = VERSION) -> dict:
     """Everything ``groundtruth.json`` holds, in its order (see :mod:`coursekit.datasets.embedded`)."""
     return {
         "name": "embedded",
-        "version": VERSION,
+        "version": int(version),
         "seed": int(seed),
         "protocol": "revisited",
         "thresholds": THRESHOLDS,

@@ -9,12 +9,17 @@ import numpy as np
 
 from ...cache import cache_root
 from ..base import Dataset, DatasetError, GroundTruth
-from .build import VERSION, build_embedded
+from .build import VERSION, VERSIONS, build_embedded
 
 
-def default_root(seed: int = 0) -> Path:
-    """``cache_root() / "embedded-v{VERSION}-seed{seed}"``."""
-    return cache_root() / f"embedded-v{VERSION}-seed{seed}"
+def default_root(seed: int = 0, version: int = VERSION) -> Path:
+    """``cache_root() / "embedded-v{version}-seed{seed}"``."""
+    return cache_root() / f"embedded-v{version}-seed{seed}"
+
+
+def dataset_name(version: int) -> str:
+    """The name a version loads under: ``"embedded"`` (:data:`VERSION`) or ``"embedded-v{version}"``."""
+    return "embedded" if version == VERSION else f"embedded-v{version}"
 
 
 def _corrupt(root: Path, problem: str) -> DatasetError:
@@ -26,21 +31,24 @@ def _corrupt(root: Path, problem: str) -> DatasetError:
     )
 
 
-def load_embedded(root: Path | None = None, seed: int = 0) -> Dataset:
+def load_embedded(root: Path | None = None, seed: int = 0, version: int = VERSION) -> Dataset:
     """The ``embedded`` benchmark as a :class:`Dataset` (built first if needed).
 
-    ``root=None`` uses :func:`default_root` ``(seed)`` and builds it there
-    when it is absent (once). An explicit ``root`` must hold a
-    complete build; ``seed`` then only matters for the default folder.
-    Raises :class:`DatasetError` naming the problem when the folder is
-    incomplete or corrupt.
+    ``root=None`` uses :func:`default_root` ``(seed, version)`` and builds
+    it there when it is absent (once). An explicit ``root`` must hold a
+    complete build of ``version``; ``seed`` then only matters for the
+    default folder. A version other than :data:`VERSION` is named
+    ``embedded-v{version}``. Raises :class:`DatasetError` naming
+    the problem when the folder is incomplete or corrupt.
     """
+    if version not in VERSIONS:
+        raise ValueError(f"embedded: no version {version!r}; the versions are {', '.join(map(str, VERSIONS))}")
     if root is None:
-        root = default_root(seed)
+        root = default_root(seed, version)
         if not root.exists():
-            print(f"embedded: building the dataset (seed {seed}) into {root} ...", flush=True)
+            print(f"embedded: building the dataset (version {version}, seed {seed}) into {root} ...", flush=True)
             try:
-                build_embedded(root, seed=seed)
+                build_embedded(root, seed=seed, version=version)
             except FileExistsError:  # another process built it meanwhile
                 pass
     root = Path(root).expanduser()
@@ -62,8 +70,12 @@ def load_embedded(root: Path | None = None, seed: int = 0) -> Dataset:
     absent = [k for k in required if k not in meta]
     if absent:
         raise _corrupt(root, f"groundtruth.json lacks {', '.join(absent)}")
-    if meta["version"] != VERSION:
-        raise _corrupt(root, f"it was built by generator version {meta['version']}, this is version {VERSION}")
+    if meta["version"] != version:
+        if meta["version"] in VERSIONS:
+            raise DatasetError(f"dataset 'embedded' at {root} was built by generator version {meta['version']}, "
+                               f"not {version}: load it with load_embedded(root, version={meta['version']}) "
+                               f"(or load_dataset('{dataset_name(meta['version'])}', root))")
+        raise _corrupt(root, f"it was built by generator version {meta['version']}, this is version {version}")
     for key in ("db", "queries", "train"):
         gone = [f for f in meta[key] if not (root / f).is_file()]
         if gone:
@@ -71,7 +83,7 @@ def load_embedded(root: Path | None = None, seed: int = 0) -> Dataset:
                                  f"(first: {gone[0]})")
     try:
         return Dataset(
-            name="embedded",
+            name=dataset_name(version),
             root=root,
             db=[root / f for f in meta["db"]],
             queries=[root / f for f in meta["queries"]],

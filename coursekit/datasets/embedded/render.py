@@ -67,9 +67,10 @@ def _blob(rng, cx, cy, rx, ry, rmin=0.55, n=None) -> np.ndarray:
 
 
 class Assets:
-    """Source photos, object patches and masks, loaded once per build."""
+    """Source photos, object patches and masks, loaded once per build; ``version``: the generator's."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: int) -> None:
+        self.version = version
         self.src = {name: read_source(name) for name in SOURCES}
         self.catalogue = object_catalogue(self.src)
         self.patches: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -138,6 +139,101 @@ def _background(rng, assets: Assets, w: int, h: int) -> tuple[np.ndarray, dict]:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
     rec["blur"] = round(sigma, 2)
     return img, rec
+
+
+def fractal_noise(rng, w: int, h: int, beta: float) -> np.ndarray:
+    """Gaussian noise with a ``1 / f**beta`` power spectrum, stretched to ``(h, w) uint8``.
+
+    Natural images have about ``beta = 2`` (Field, JOSA A 1987); smaller is
+    rougher, larger smoother. One inverse real FFT.
+    """
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.hypot(fx, fy)
+    f[0, 0] = 1.0
+    spectrum = (rng.standard_normal(f.shape) + 1j * rng.standard_normal(f.shape)) / f ** (beta / 2)
+    spectrum[0, 0] = 0.0
+    noise = np.fft.irfft2(spectrum, s=(h, w))
+    noise -= noise.min()
+    return np.round(noise * (255.0 / max(float(noise.max()), 1e-12))).astype(np.uint8)
+
+
+def _leaf_radii(rng, n: int, r_min: float, r_max: float) -> np.ndarray:
+    """``n`` radii ``(n,) float64`` with density ``~ r**-3`` on ``[r_min, r_max]``: the dead-leaves law.
+
+    That density makes the model scale invariant, as natural images are
+    (Lee, Mumford and Huang, IJCV 2001). Inverse CDF:
+    ``F(r) = (r_min**-2 - r**-2) / (r_min**-2 - r_max**-2)``.
+    """
+    u = rng.random(n)
+    return 1.0 / np.sqrt(r_min ** -2 - u * (r_min ** -2 - r_max ** -2))
+
+
+def _dead_leaves(rng, assets: Assets, w: int, h: int) -> tuple[np.ndarray, dict]:
+    """Version 2's background: a dead-leaves scene, ``(h, w, 3) uint8``, and its record.
+
+    Five *layers* (a tinted crop of a background photo at a random scale,
+    or, one time in four, tinted fractal noise) are cut by randomly shaped
+    leaves with :func:`_leaf_radii`'s sizes, dropped until they cover the
+    frame about three times over; each leaf shows one layer. Every image
+    gets its own crops and its own leaves, so that no two images share a
+    background, while its statistics stay those of natural images
+    (occluding shapes at every scale, textures, edges).
+
+    The record: ``layers`` (each ``source`` (a photo's name or ``"noise"``),
+    its crop and tint, and ``cover``, the fraction of the frame it shows),
+    ``leaves``, ``r_min`` and ``source``: the photo that shows most, for
+    measuring how often neighbours share one.
+    """
+    import cv2
+
+    short = min(w, h)
+    layers, records = [], []
+    for _ in range(5):
+        if rng.random() < 0.25:
+            beta = _u(rng, 1.6, 2.6)
+            rec: dict = {"source": "noise", "beta": round(beta, 2)}
+            layers.append(_tinted(rng, fractal_noise(rng, w // 2, h // 2, beta), w, h, rec))
+        else:
+            name = assets.backgrounds[int(rng.integers(len(assets.backgrounds)))]
+            rec = {"source": name}
+            layers.append(_tinted(rng, assets.src[name], w, h, rec))
+        records.append(rec)
+    r_min, r_max = _u(rng, 0.03, 0.10) * short, 0.8 * short
+    # mean leaf area: E[r^2] = 2 r_min^2 r_max^2 ln(r_max / r_min) / (r_max^2 - r_min^2) for this law,
+    # times pi, times about 0.6 for the leaf's ragged, flattened outline
+    mean_r2 = 2 * r_min ** 2 * r_max ** 2 * np.log(r_max / r_min) / (r_max ** 2 - r_min ** 2)
+    n = int(np.ceil(3.0 * w * h / (0.6 * np.pi * mean_r2)))
+    # the leaves, all drawn at once: n star-shaped octagons (as _blob draws one, 8 vertices each)
+    r = _leaf_radii(rng, n, r_min, r_max)
+    centre = rng.uniform(0, 1, (n, 1, 2)) * np.array([w, h])
+    half_axes = np.stack([r, r * rng.uniform(0.5, 1.0, n)], 1)[:, None, :]                   # (n, 1, 2)
+    ang = (np.arange(8) + rng.uniform(-0.35, 0.35, (n, 8))) * (np.pi / 4) + rng.uniform(0, 2 * np.pi, (n, 1))
+    rad = rng.uniform(0.6, 1.0, (n, 8))
+    pts = np.round(centre + half_axes * rad[..., None] * np.stack([np.cos(ang), np.sin(ang)], -1)).astype(np.int32)
+    layer_of = rng.integers(0, len(layers), n)
+    label = np.full((h, w), int(rng.integers(len(layers))), np.uint8)
+    for poly, k in zip(pts, layer_of.tolist()):  # in order: a later leaf falls on the earlier ones
+        cv2.fillPoly(label, [poly], k)
+    img = layers[0].copy()
+    for k in range(1, len(layers)):  # the same as np.stack(layers)[label, y, x], without the (5, h, w, 3) copy
+        np.copyto(img, layers[k], where=(label == k)[..., None])
+    cover = np.bincount(label.ravel(), minlength=len(layers)) / label.size
+    photos: dict[str, float] = {}
+    for rec, c in zip(records, cover):
+        rec["cover"] = round(float(c), 4)
+        if rec["source"] != "noise":
+            photos[rec["source"]] = photos.get(rec["source"], 0.0) + float(c)
+    dominant = max(photos, key=photos.__getitem__) if photos else "noise"
+    return img, {"model": "dead leaves", "source": dominant, "leaves": n, "r_min": round(r_min, 1),
+                 "layers": records}
+
+
+def _scene_background(rng, assets: Assets, w: int, h: int) -> tuple[np.ndarray, dict]:
+    """The background of the assets' version: a crop of one photo (1) or dead leaves (2)."""
+    if assets.version == 1:
+        return _background(rng, assets, w, h)
+    return _dead_leaves(rng, assets, w, h)
 
 
 def _projected_corners(w, h, size, tilt, tilt_axis, rotation, distance) -> np.ndarray:
@@ -376,7 +472,7 @@ def _occluder(rng, assets: Assets, canvas, obj_mask, full_area, target) -> tuple
 def _render_object(rng, assets: Assets, oid: int, geo: dict, plan: dict, w: int, h: int,
                    use_clutter_objects: bool, n_clutter: int) -> tuple[np.ndarray, dict]:
     """Background + clutter + object (+ occluder); returns the image before the camera."""
-    canvas, bg = _background(rng, assets, w, h)
+    canvas, bg = _scene_background(rng, assets, w, h)
     clutter = [_clutter(rng, assets, canvas, use_clutter_objects) for _ in range(n_clutter)]
     patch, mask = assets.patches[oid]
     corners = _projected_corners(mask.shape[1], mask.shape[0], **geo)
@@ -479,7 +575,7 @@ def _render_positive(rng, assets, oid, target, query_rec, use_clutter_objects=Tr
 def _render_distractor(rng, assets):
     """A background with clutter and no query object: ``(image (h, w, 3) uint8, record)``."""
     w, h = _image_size(rng)
-    canvas, bg = _background(rng, assets, w, h)
+    canvas, bg = _scene_background(rng, assets, w, h)
     # one item of an object's size (half the time a non-query object), 0-2 small ones
     clutter = [_clutter(rng, assets, canvas, True) for _ in range(int(rng.integers(0, 3)))]
     clutter.append(_clutter(rng, assets, canvas, True, size=(0.3, 0.75), p_object=0.5))
@@ -487,12 +583,80 @@ def _render_distractor(rng, assets):
     return _apply_camera(rng, canvas, cam), {"object": -1, "background": bg, "clutter": clutter, "camera": cam}
 
 
-def render_job(rng, assets: Assets, kind: str, oid: int, target: str, ref: dict[int, dict]):
-    """Render one planned image: ``(image (h, w, 3) uint8, record)``."""
+def _view_events(rng, junk: bool) -> dict:
+    """Version 2's per-image events of a view: the placement plan of :func:`_draw_geometry`.
+
+    About one view in five is mildly occluded (5-30 %), one in eight
+    strongly (40-62 %), one in ten truncated (40-65 % of its box in the
+    frame); when ``junk`` is allowed, one in twelve is barely there (the
+    object tiny, 78-95 % occluded or 8-25 % in the frame). ``size`` (junk
+    only): the object's longer side in pixels.
+    """
+    plan: dict = {"in_frame": 1.0, "occlusion": 0.0}
+    r = rng.random()
+    if r < 0.20:
+        plan["occlusion"] = _u(rng, 0.05, 0.30)
+    elif r < 0.325:
+        plan["occlusion"] = _u(rng, 0.40, 0.62)
+    elif r < 0.425:
+        plan["in_frame"] = _u(rng, 0.40, 0.65)
+    elif junk and r < 0.51:
+        kind = int(rng.integers(3))
+        if kind == 0:
+            plan["size"] = _u(rng, 26, 50)
+        elif kind == 1:
+            plan["in_frame"] = _u(rng, 0.08, 0.25)
+        else:
+            plan["occlusion"] = _u(rng, 0.78, 0.95)
+    return plan
+
+
+def _render_view(rng, assets: Assets, oid: int, pose: dict, query_rec: dict, junk: bool = True,
+                 use_clutter_objects: bool = True) -> tuple[np.ndarray, dict]:
+    """Version 2: a view of ``oid`` at a planned ``pose`` (:func:`~.plan.walk_poses`).
+
+    The pose fixes the viewpoint (tilt, its axis, rotation), the scale
+    relative to the query's size and the light (the camera's gain, in
+    octaves); the image's own generator draws where the object lands, the
+    events (:func:`_view_events`), the background, the clutter and the rest
+    of the camera. The difficulty is measured, as in version 1, against the
+    query's record.
+    """
+    w, h = _image_size(rng)
+    short = min(w, h)
+    plan = _view_events(rng, junk)
+    size = plan.pop("size", query_rec["size"] * 2.0 ** pose["scale"])
+    geo = {"tilt": pose["tilt"], "tilt_axis": pose["tilt_axis"], "rotation": pose["rotation"],
+           "distance": _u(rng, 1.5, 3.0), "size": float(min(size, 1.5 * short))}
+    plan["fit"] = pose["scale"] <= 1.0  # zoomed in by more than an octave: may stick out of the frame
+    img, rec = _render_object(rng, assets, oid, geo, plan, w, h, use_clutter_objects, int(rng.integers(0, 2)))
+    cam = _draw_camera(rng, "hard" if rng.random() < 0.2 else "easy")
+    cam["gain"] = round(2.0 ** pose["light"], 3)
+    rec["camera"] = cam
+    rec["pose"] = pose
+    rec["difficulty"] = _difficulty(rec, query_rec["projected_area"])
+    return _apply_camera(rng, img, cam), rec
+
+
+def render_job(rng, assets: Assets, kind: str, oid: int, target: str, ref: dict[int, dict],
+               pose: dict | None = None):
+    """Render one planned image: ``(image (h, w, 3) uint8, record)``.
+
+    ``pose``: version 2's planned pose of a database or training view
+    (``None`` in version 1, whose ``target`` is a difficulty).
+    """
     if kind in ("query", "reference"):
         return _render_query(rng, assets, oid)
     if oid < 0:
         return _render_distractor(rng, assets)
+    if pose is not None:
+        for _ in range(100):  # the first view must come out easy, a training view must not be junk
+            img, rec = _render_view(rng, assets, oid, pose, ref[oid], junk=kind == "db" and target != "first",
+                                    use_clutter_objects=kind == "db")
+            if (rec["difficulty"] == "easy") if target == "first" else (kind == "db" or rec["difficulty"] != "junk"):
+                break
+        rec["target"] = target
+        return img, rec
     for _ in range(100):
         if kind == "db":
             img, rec = _render_positive(rng, assets, oid, "easy" if target == "first" else target, ref[oid])
