@@ -74,8 +74,8 @@ def test_backgrounds_are_dead_leaves_named_by_their_main_photo(meta):
         for layer in bg["layers"]:
             if layer["source"] != "noise":
                 photos[layer["source"]] += layer["cover"]
-        if photos:
-            assert bg["source"] == max(photos, key=photos.__getitem__)
+        if photos:  # the covers are rounded to 4 decimals: a tie within that goes either way
+            assert photos[bg["source"]] >= max(photos.values()) - 1e-3
     sources = Counter(r["background"]["source"] for r in meta["db_records"])
     assert len(sources) >= 10 and max(sources.values()) < 0.2 * len(meta["db_records"])
 

@@ -67,6 +67,52 @@ def build_embedded(out_dir: Path, seed: int = 0, progress: bool = True, version:
     return out_dir
 
 
+def _file_names(jobs: list[tuple], db_slots: list[int]) -> list[str | None]:
+    """Each job's image file relative to the build folder (``None`` for a reference, never written)."""
+    db_index = iter(db_slots)  # shuffled database order
+    counts = {"query": 0, "train": 0}
+    names: list[str | None] = []
+    for kind, *_ in jobs:
+        if kind == "reference":
+            names.append(None)
+        elif kind == "db":
+            names.append(f"db/{next(db_index):06d}.jpg")
+        else:
+            names.append(f"{'queries' if kind == 'query' else 'train'}/{counts[kind]:06d}.jpg")
+            counts[kind] += 1
+    return names
+
+
+_WORKER_ASSETS: Assets | None = None
+
+
+def _start_worker(version: int) -> None:
+    """A build worker's initialiser: one thread for OpenCV, the assets loaded once."""
+    import cv2
+
+    global _WORKER_ASSETS
+    cv2.setNumThreads(1)
+    _WORKER_ASSETS = Assets(version)
+
+
+def _render_and_write(task: tuple) -> dict:
+    """Render one job in a worker and write its JPEG: ``task = (folder, file, job, seed sequence, ref)``."""
+    folder, file, (kind, oid, target, pose), ss, ref = task
+    img, rec = render_job(np.random.default_rng(ss), _WORKER_ASSETS, kind, oid, target, ref, pose)
+    rec["file"] = file
+    _write_jpeg(Path(folder) / file, img, rec["camera"]["jpeg_quality"])
+    return rec
+
+
+def _workers() -> int:
+    """Processes for the build: the CPUs this process may use, at most 4."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(4, n))
+
+
 def _render_all(folder: Path, seed: int, progress: bool,
                 version: int = VERSION) -> tuple[list[ObjectInfo], list[dict], list[dict], list[dict]]:
     """Render every planned image into ``folder`` (``db/``, ``queries/``, ``train/``).
@@ -74,7 +120,15 @@ def _render_all(folder: Path, seed: int, progress: bool,
     Returns the object catalogue and the records of the database images (in
     database order), the queries and the training images; each record's
     ``file`` is the image's path relative to ``folder``.
+
+    Two phases: the queries and references here (every other rendering is
+    measured against its object's), then the rest in :func:`_workers`
+    processes. Each image draws from its own generator, so the files are
+    the same whatever the number of processes.
     """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from tqdm.auto import tqdm
 
     for sub in ("db", "queries", "train"):
@@ -82,32 +136,39 @@ def _render_all(folder: Path, seed: int, progress: bool,
     assets = Assets(version)
     plan_ss, image_ss = np.random.SeedSequence([int(seed), int(version)]).spawn(2)
     jobs, db_slots = plan_images(np.random.default_rng(plan_ss), assets.catalogue, version)
-    db_index = iter(db_slots)  # shuffled database order
+    seqs = image_ss.spawn(len(jobs))
+    files = _file_names(jobs, db_slots)
+    records: list[dict | None] = [None] * len(jobs)
+    bar = tqdm(total=sum(f is not None for f in files), desc=f"embedded v{version}",
+               unit="img", disable=not progress, leave=False)
+    ref: dict[int, dict] = {}  # query (or reference) record of every object
+    for k, (kind, oid, target, pose) in enumerate(jobs):
+        if kind in ("query", "reference"):
+            img, ref[oid] = render_job(np.random.default_rng(seqs[k]), assets, kind, oid, target, ref, pose)
+            if files[k] is not None:
+                records[k] = {**ref[oid], "file": files[k]}
+                _write_jpeg(folder / files[k], img, ref[oid]["camera"]["jpeg_quality"])
+                bar.update(1)
+    rest = [k for k, job in enumerate(jobs) if job[0] not in ("query", "reference")]
+    tasks = [(str(folder), files[k], jobs[k], seqs[k], {jobs[k][1]: ref[jobs[k][1]]} if jobs[k][1] >= 0 else {})
+             for k in rest]
+    # spawn, not fork: the caller may be a kernel with torch's threads running
+    with ProcessPoolExecutor(_workers(), mp_context=get_context("spawn"), initializer=_start_worker,
+                             initargs=(version,)) as pool:
+        for k, rec in zip(rest, pool.map(_render_and_write, tasks, chunksize=8)):
+            records[k] = rec
+            bar.update(1)
+    bar.close()
     db_recs: list[dict] = [{}] * len(db_slots)
     q_recs: list[dict] = []
     t_recs: list[dict] = []
-    ref: dict[int, dict] = {}  # query (or reference) record of every object
-    bar = tqdm(total=sum(job[0] != "reference" for job in jobs), desc=f"embedded v{version}",
-               unit="img", disable=not progress, leave=False)
-    for (kind, oid, target, pose), ss in zip(jobs, image_ss.spawn(len(jobs))):
-        img, rec = render_job(np.random.default_rng(ss), assets, kind, oid, target, ref, pose)
-        if kind in ("query", "reference"):
-            ref[oid] = rec
-        if kind == "reference":
-            continue
+    for (kind, *_), rec in zip(jobs, records):
         if kind == "query":
-            rec["file"] = f"queries/{len(q_recs):06d}.jpg"
             q_recs.append(rec)
         elif kind == "train":
-            rec["file"] = f"train/{len(t_recs):06d}.jpg"
             t_recs.append(rec)
-        else:
-            i = next(db_index)
-            rec["file"] = f"db/{i:06d}.jpg"
-            db_recs[i] = rec
-        _write_jpeg(folder / rec["file"], img, rec["camera"]["jpeg_quality"])
-        bar.update(1)
-    bar.close()
+        elif kind == "db":
+            db_recs[int(rec["file"][3:9])] = rec
     return assets.catalogue, db_recs, q_recs, t_recs
 
 

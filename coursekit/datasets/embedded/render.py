@@ -216,8 +216,8 @@ def _dead_leaves(rng, assets: Assets, w: int, h: int) -> tuple[np.ndarray, dict]
     for poly, k in zip(pts, layer_of.tolist()):  # in order: a later leaf falls on the earlier ones
         cv2.fillPoly(label, [poly], k)
     img = layers[0].copy()
-    for k in range(1, len(layers)):  # the same as np.stack(layers)[label, y, x], without the (5, h, w, 3) copy
-        np.copyto(img, layers[k], where=(label == k)[..., None])
+    for k in range(1, len(layers)):  # np.stack(layers)[label, y, x], one masked copy per layer
+        cv2.copyTo(layers[k], (label == k).view(np.uint8), img)
     cover = np.bincount(label.ravel(), minlength=len(layers)) / label.size
     photos: dict[str, float] = {}
     for rec, c in zip(records, cover):
@@ -650,7 +650,9 @@ def render_job(rng, assets: Assets, kind: str, oid: int, target: str, ref: dict[
     if oid < 0:
         return _render_distractor(rng, assets)
     if pose is not None:
-        for _ in range(100):  # the first view must come out easy, a training view must not be junk
+        for attempt in range(100):  # the first view must come out easy, a training view must not be junk
+            if attempt >= 10:  # the pose itself is the obstacle (tiny, steep): pull it towards the query's
+                pose = {**pose, "tilt": round(pose["tilt"] * 0.8, 3), "scale": round(pose["scale"] * 0.8, 3)}
             img, rec = _render_view(rng, assets, oid, pose, ref[oid], junk=kind == "db" and target != "first",
                                     use_clutter_objects=kind == "db")
             if (rec["difficulty"] == "easy") if target == "first" else (kind == "db" or rec["difficulty"] != "junk"):
