@@ -83,29 +83,17 @@ def _file_names(jobs: list[tuple], db_slots: list[int]) -> list[str | None]:
     return names
 
 
-_WORKER_ASSETS: Assets | None = None
-
-
-def _start_worker(version: int) -> None:
-    """A build worker's initialiser: one thread for OpenCV, the assets loaded once."""
-    import cv2
-
-    global _WORKER_ASSETS
-    cv2.setNumThreads(1)
-    _WORKER_ASSETS = Assets(version)
-
-
-def _render_and_write(task: tuple) -> dict:
-    """Render one job in a worker and write its JPEG: ``task = (folder, file, job, seed sequence, ref)``."""
+def _render_and_write(assets: Assets, task: tuple) -> dict:
+    """Render one job and write its JPEG: ``task = (folder, file, job, seed sequence, ref)``."""
     folder, file, (kind, oid, target, pose), ss, ref = task
-    img, rec = render_job(np.random.default_rng(ss), _WORKER_ASSETS, kind, oid, target, ref, pose)
+    img, rec = render_job(np.random.default_rng(ss), assets, kind, oid, target, ref, pose)
     rec["file"] = file
     _write_jpeg(Path(folder) / file, img, rec["camera"]["jpeg_quality"])
     return rec
 
 
 def _workers() -> int:
-    """Processes for the build: the CPUs this process may use, at most 4."""
+    """Threads for the build: the CPUs this process may use, at most 4."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -123,11 +111,11 @@ def _render_all(folder: Path, seed: int, progress: bool,
 
     Two phases: the queries and references here (every other rendering is
     measured against its object's), then the rest in :func:`_workers`
-    processes. Each image draws from its own generator, so the files are
+    threads. Each image draws from its own generator, so the files are
     the same whatever the number of processes.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
 
     from tqdm.auto import tqdm
 
@@ -152,10 +140,10 @@ def _render_all(folder: Path, seed: int, progress: bool,
     rest = [k for k, job in enumerate(jobs) if job[0] not in ("query", "reference")]
     tasks = [(str(folder), files[k], jobs[k], seqs[k], {jobs[k][1]: ref[jobs[k][1]]} if jobs[k][1] >= 0 else {})
              for k in rest]
-    # spawn, not fork: the caller may be a kernel with torch's threads running
-    with ProcessPoolExecutor(_workers(), mp_context=get_context("spawn"), initializer=_start_worker,
-                             initargs=(version,)) as pool:
-        for k, rec in zip(rest, pool.map(_render_and_write, tasks, chunksize=8)):
+    # threads, not processes: OpenCV, NumPy's FFT and Pillow's JPEG encoder release the GIL, and a
+    # process pool would re-run a caller's script that lacks `if __name__ == "__main__"`
+    with ThreadPoolExecutor(_workers()) as pool:
+        for k, rec in zip(rest, pool.map(partial(_render_and_write, assets), tasks)):
             records[k] = rec
             bar.update(1)
     bar.close()
