@@ -32,8 +32,8 @@ from ..methods import GLOBAL_METHODS, METHODS, RERANKINGS, WHITENED_METHODS, eva
 from ..timing import timed
 from .notebooks import execute_notebooks
 
-__all__ = ["run_course", "write_report", "report_runs", "descriptor_search", "cnn_throughput", "WHITENED",
-           "INDEXED", "SEARCH_CONFIGS"]
+__all__ = ["run_course", "write_report", "report_runs", "descriptor_search", "cnn_throughput", "dataset_audit",
+           "WHITENED", "INDEXED", "SEARCH_CONFIGS"]
 
 
 WHITENED = WHITENED_METHODS    # the methods' table says which (coursekit.methods.table)
@@ -183,6 +183,41 @@ def cnn_throughput(ds, n: int = 24, size: int = 480) -> list[dict]:
     return measure_throughput([load_image(p) for p in ds.db[:n]], load_backbone(), size, (1, 4))
 
 
+def dataset_audit(ds, k: int = 10) -> dict | None:
+    """What a benchmark's nearest neighbours are made of, for a build that records each image's background source
+    (the embedded set; ``None`` for other datasets).
+
+    Positives per query (``positives``, ``easy``, ``hard``: means over the queries) and, from off-the-shelf GeM's
+    database vectors (the cached ones that ``gem`` ranks with), of each database image's ``k`` nearest database
+    neighbours the share with its background source and with its object, beside chance, and the mutual ``k``-NN
+    graph's purity (:func:`coursekit.datasets.embedded.audit.audit`). An artefact of how a synthetic set was made
+    shows here: the neighbours follow the background, not the object.
+    """
+    from ..datasets.embedded.audit import audit, background_sources
+    from ..methods.cnn import gem
+
+    sources = background_sources(ds.root)
+    if sources is None or len(sources) != ds.n_db:
+        return None
+    easy = [len(g.easy) for g in ds.gnd]
+    hard = [len(getattr(g, "hard", ())) for g in ds.gnd]
+    row = {"positives": float(np.mean(easy) + np.mean(hard)), "easy": float(np.mean(easy)),
+           "hard": float(np.mean(hard))}
+    return {**row, **audit(gem(ds, progress=False).X_db, ds.db_labels, sources, k)}
+
+
+def _audit_lines(a: dict) -> list[str]:
+    if "error" in a:
+        return ["### The dataset", "", f"The audit failed: {a['error']}", ""]
+    return ["### The dataset", "",
+            f"{a['positives']:.1f} positives per query ({a['easy']:.1f} easy, {a['hard']:.1f} hard). Of off-the-shelf "
+            f"GeM's {a['k']} nearest database neighbours of a database image, {100 * a['background']:.1f}% share its "
+            f"background source (chance {100 * a['background_chance']:.1f}%) and {100 * a['object']:.1f}% show its "
+            f"object (chance {100 * a['object_chance']:.1f}%). Of the mutual {a['k']}-NN graph's {a['edges']} edges "
+            f"that touch an object's image, {100 * a['purity']:.1f}% join two views of the same object; "
+            f"{100 * a['isolated']:.1f}% of the objects' images have no such edge.", ""]
+
+
 def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
@@ -203,6 +238,8 @@ def write_report(out: Path, report: dict) -> None:
              "(for cached features, the time measured when they were computed).", ""]
     for name, info in report["datasets"].items():
         lines += [f"## {name}", "", f"{info['n_db']} database images, {info['n_queries']} queries.", ""]
+        if report.get("audit", {}).get(name):
+            lines += _audit_lines(report["audit"][name])
         rows = [r for r in report["results"] if r["dataset"] == name and not r.get("rerank")]
         revisited = any("map_easy" in r for r in rows)
         ns = any("ns_score" in r for r in rows)
@@ -258,10 +295,14 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
               if not datasets else [])
     nb_records = execute_notebooks(out, timeout) if notebooks else []
 
-    results, info, search, indexed, throughput = [], {}, {}, {}, {}
+    results, info, search, indexed, throughput, audits = [], {}, {}, {}, {}, {}
     for name in names:
         ds = load_dataset(name)
         info[name] = {"n_db": ds.n_db, "n_queries": ds.n_queries, "root": str(ds.root)}
+        try:
+            audits[name] = dataset_audit(ds)
+        except Exception as err:
+            audits[name] = {"error": f"{type(err).__name__}: {err}"}
         for method, kwargs in report_runs(ds):
             label = method + ("+whiten" if kwargs.get("whiten") else "") + (f"+{kwargs['rerank']}"
                                                                              if kwargs.get("rerank") else "")
@@ -301,6 +342,7 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
         "search": search,
         "indexed": indexed,
         "throughput": throughput,
+        "audit": audits,
         "notebooks": nb_records,
     }
     write_report(out, report)
@@ -309,4 +351,5 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
     failed += [r for rows in indexed.values() for r in rows if "error" in r]
     failed += [r for s in search.values() for r in s["rows"] if "error" in r]
     failed += [r for rows in throughput.values() for r in rows if "error" in r]
+    failed += [a for a in audits.values() if a and "error" in a]
     return 1 if failed else 0

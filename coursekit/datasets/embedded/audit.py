@@ -12,10 +12,15 @@ sources, so that the course report can show it for every build:
   the fraction that show its object, beside what chance gives;
 * :func:`mutual_knn_purity`: of the mutual ``k``-nearest-neighbour graph's
   edges between images of query objects, the fraction that join two views
-  of the same object: the graph that diffusion walks on (:mod:`coursekit.rerank`).
+  of the same object: the graph that diffusion walks on (:mod:`coursekit.rerank`);
+* :func:`audit`: both at once; :func:`background_sources` reads a build's
+  sources.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -87,3 +92,21 @@ def mutual_knn_purity(X_db: np.ndarray, labels: np.ndarray, k: int = 10) -> dict
     linked[i[pure]] = linked[j[pure]] = True
     return {"purity": float(pure.sum() / max(touches.sum(), 1)), "edges": int(touches.sum()),
             "isolated": float(1.0 - linked[has_object].mean())}
+
+
+def background_sources(root) -> list[str] | None:
+    """Each database image's background source from a build's ``groundtruth.json`` (``None`` when it has none).
+
+    ``root``: the folder of a build of the embedded set (``Dataset.root``).
+    """
+    path = Path(root) / "groundtruth.json"
+    if not path.is_file():
+        return None
+    records = json.loads(path.read_text()).get("db_records") or []
+    sources = [(r.get("background") or {}).get("source") for r in records]
+    return sources if sources and all(isinstance(s, str) for s in sources) else None
+
+
+def audit(X_db: np.ndarray, labels: np.ndarray, sources: list[str], k: int = 10) -> dict[str, float]:
+    """:func:`neighbour_shares` and :func:`mutual_knn_purity` of the same vectors, in one ``dict``."""
+    return {**neighbour_shares(X_db, labels, sources, k), **mutual_knn_purity(X_db, labels, k), "k": k}

@@ -20,7 +20,7 @@ from .render import THRESHOLDS, Assets, render_job
 #: 2: dead-leaves backgrounds that no two images share, 8-12 views per query object along walks.
 VERSIONS = (1, 2)
 #: The version that the name ``embedded`` loads; the others load as ``embedded-v{n}``.
-VERSION = 1
+VERSION = 2
 
 
 def build_embedded(out_dir: Path, seed: int = 0, progress: bool = True, version: int = VERSION) -> Path:

@@ -30,7 +30,7 @@ _TRAIN_TARGETS = {"easy": 0.6, "hard": 0.4}
 _V2_VIEWS = (8, 12)
 _V2_WALKS = (1, 3)
 _V2_DISTRACTORS = 150
-_V2_STEP = {"tilt": 10.0, "tilt_axis": 20.0, "rotation": 20.0, "scale": 0.4, "light": 0.2}
+_V2_STEP = {"tilt": 5.0, "tilt_axis": 10.0, "rotation": 10.0, "scale": 0.2, "light": 0.1}
 
 
 def _choice(rng, probs: dict) -> str:
