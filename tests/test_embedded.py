@@ -80,7 +80,7 @@ def test_images_are_jpegs_of_the_right_size(ds):
 
 def test_ground_truth(ds):
     n_distractors = int((ds.db_labels == -1).sum())
-    assert n_distractors >= 150
+    assert n_distractors >= 90
     assert len(set(ds.query_labels.tolist())) == ds.n_queries  # one query per object
     for q, g in enumerate(ds.gnd):
         assert len(g.easy) >= 1, f"query {q} has no easy positive"

@@ -42,7 +42,7 @@ def test_views_per_query_object_and_distractors(meta):
     views = Counter(label for label in meta["db_labels"] if label >= 0)
     assert sorted(views) == sorted(meta["query_labels"])
     assert all(_V2_VIEWS[0] <= n <= _V2_VIEWS[1] for n in views.values())
-    assert 8 <= np.mean(list(views.values())) <= 12
+    assert 8 <= np.mean(list(views.values())) <= 10
     assert meta["db_labels"].count(-1) == _V2_DISTRACTORS
 
 
@@ -147,7 +147,7 @@ def test_the_report_shows_that_neighbours_follow_the_object_not_the_background(t
 
     ds = load_dataset(NAME)
     a = dataset_audit(ds)
-    assert 8 <= a["positives"] <= 15 and a["easy"] >= 1 and a["hard"] > 0
+    assert 7 <= a["positives"] <= 15 and a["easy"] >= 1 and a["hard"] > 0
     assert a["background"] <= 2 * a["background_chance"], a       # version 1: 54.6% against 9.0%
     assert a["object"] > a["background"] and a["object"] > 10 * a["object_chance"], a
     assert 0 < a["purity"] <= 1 and a["edges"] > 0 and a["k"] == 10

@@ -113,12 +113,14 @@ rest (objects, clutter, occluders, camera, protocol, thresholds):
 
 * every background is its own dead-leaves scene (above), so that no two
   images share one;
-* each query object gets 8-12 database **views along 1-3 walks**
+* each query object gets 8-10 database **views along 1-3 walks**
   (:func:`~coursekit.datasets.embedded.plan.walk_poses`) from the query's
   pose in tilt, rotation, scale and light: neighbouring views differ a
   little, the ends of a walk a lot, as a landmark's photos do (the chains
   that query expansion and diffusion follow to the distant views);
-  occlusion, truncation and junk are drawn per image; 150 distractors.
+  occlusion, truncation and junk are drawn per image; 90 distractors
+  (about as many images in all as version 1, so that a first run costs
+  what it did).
 
 Layout on disk (``cache_root() / "embedded-v{VERSION}-seed{seed}"``)::
 

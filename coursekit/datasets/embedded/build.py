@@ -17,7 +17,7 @@ from .render import THRESHOLDS, Assets, render_job
 
 #: The generator's versions. A version's output for a given seed never changes: a change is a new version.
 #: 1: each background a crop of one of 11 photos, 5-7 independent renderings per query object;
-#: 2: dead-leaves backgrounds that no two images share, 8-12 views per query object along walks.
+#: 2: dead-leaves backgrounds that no two images share, 8-10 views per query object along walks.
 VERSIONS = (1, 2)
 #: The version that the name ``embedded`` loads; the others load as ``embedded-v{n}``.
 VERSION = 2

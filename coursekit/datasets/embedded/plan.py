@@ -27,9 +27,9 @@ _TRAIN_TARGETS = {"easy": 0.6, "hard": 0.4}
 #: object, distractors; each step of a walk changes the pose by these
 #: standard deviations (tilt and rotation in degrees, scale and light in
 #: octaves, i.e. log2).
-_V2_VIEWS = (8, 12)
+_V2_VIEWS = (8, 10)
 _V2_WALKS = (1, 3)
-_V2_DISTRACTORS = 150
+_V2_DISTRACTORS = 90
 _V2_STEP = {"tilt": 5.0, "tilt_axis": 10.0, "rotation": 10.0, "scale": 0.2, "light": 0.1}
 
 
