@@ -96,7 +96,7 @@ Difficulty knobs
 ranges in ``_draw_geometry`` (hard renderings get one or two strong factors
 among tilt 50-68 degrees, rotation 70-180 degrees, zoom out 2.1-3.2x or in
 2.1-2.8x, 40-62 % occlusion and truncation) and ``_draw_camera``, and the
-thresholds ``THRESHOLDS``. With seed 0 (68 queries, 834 database images),
+thresholds ``THRESHOLDS``. With seed 0 (68 queries, 712 database images),
 the Easy / Medium / Hard mAPs of chance, a colour histogram and an
 off-the-shelf CNN (GeM) are measured in the course report: chance near
 zero, the CNN far above the histogram, Hard the hardest for both.

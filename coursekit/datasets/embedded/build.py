@@ -29,9 +29,10 @@ def build_embedded(out_dir: Path, seed: int = 0, progress: bool = True, version:
     Everything is written into a temporary sibling folder that is renamed to
     ``out_dir`` at the very end, so an interrupted build never looks
     complete. ``version``: one of :data:`VERSIONS` (see
-    :mod:`coursekit.datasets.embedded`); version 1 with seed 0 has 68
-    queries, 666 database images (408 renderings of the query objects, 258
-    distractors) and 312 training images.
+    :mod:`coursekit.datasets.embedded`); version 2 with seed 0 has 68
+    queries, 712 database images (622 views of the query objects, 90
+    distractors) and 312 training images; version 1 had 666 database images
+    (408 renderings of the query objects, 258 distractors).
 
     Randomness: ``np.random.SeedSequence([seed, version])`` draws the plan
     (how many renderings of each object, their difficulty targets, the
