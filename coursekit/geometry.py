@@ -46,7 +46,7 @@ import numpy as np
 
 __all__ = [
     "MODELS", "apply_homography", "transfer_errors", "normalization", "fit_homography", "fit_affine",
-    "ransac_iterations", "RansacResult", "ransac", "spatial_verification",
+    "box_corners", "plausible", "ransac_iterations", "RansacResult", "ransac", "spatial_verification",
 ]
 
 #: Minimal sample size of each model.
@@ -165,6 +165,43 @@ def _valid_samples(src: np.ndarray, dst: np.ndarray, eps: float = 1e-6) -> np.nd
     return ((np.abs(a_src) > eps) & (np.abs(a_dst) > eps) & (a_src * a_dst > 0)).all(axis=1)
 
 
+_RING = np.array([[0, 1, 2], [1, 2, 3], [2, 3, 0], [3, 0, 1]])   # consecutive corners of a quadrilateral
+
+
+def box_corners(xy: np.ndarray) -> np.ndarray:
+    """The corners of the bounding box of points ``xy (M, 2)``, in order around it: ``(4, 2) float64``."""
+    (x0, y0), (x1, y1) = np.min(xy, axis=0), np.max(xy, axis=0)
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+
+
+def plausible(H: np.ndarray, corners: np.ndarray, max_scale: float = 8.0) -> np.ndarray:
+    """Transformations that a camera could give of a plane seen inside ``corners``: ``(B,) bool``.
+
+    ``H (B, 3, 3)`` (or one ``(3, 3)``), ``corners (4, 2)``: a quadrilateral
+    in order around it (:func:`box_corners` of the matched points). A
+    homography fitted to wrong matches often folds, flips or collapses the
+    region: it maps most query points onto a few database pixels, where
+    dense keypoints then count as inliers. Kept: ``H`` maps no corner
+    through infinity (``w = h31 x + h32 y + h33`` has one sign at all four),
+    the image of the quadrilateral is convex with the same orientation (its
+    four corner triangles keep their sign), and its area is the original's
+    times ``s**2`` with ``1 / max_scale <= s <= max_scale``
+    (Philbin et al., CVPR 2007, and Chum and Matas's LO-RANSAC work reject
+    such degenerate models in the same spirit).
+    """
+    H = np.asarray(H, np.float64).reshape(-1, 3, 3)
+    c = np.concatenate([corners, np.ones((4, 1))], axis=1)            # (4, 3) homogeneous
+    mapped = c @ np.swapaxes(H, 1, 2)                                   # (B, 4, 3): for b: (H[b] @ c.T).T
+    w = mapped[..., 2]
+    same_side = (w > 0).all(axis=1) | (w < 0).all(axis=1)
+    xy = mapped[..., :2] / np.where(np.abs(w) > 1e-12, w, 1e-12)[..., None]
+    a_src = _signed_areas(np.asarray(corners, np.float64)[None], _RING)    # (1, 4)
+    a_dst = _signed_areas(xy, _RING)                                        # (B, 4)
+    convex = (a_dst * np.sign(a_src) > 0).all(axis=1)
+    ratio = np.abs(a_dst.sum(axis=1) / a_src.sum())                        # area ratio (twice each area, summed)
+    return same_side & convex & (ratio >= max_scale ** -2) & (ratio <= max_scale ** 2)
+
+
 def _minimal_homographies(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The homography through each 4-match sample: ``(B, 4, 2) x 2 -> (B, 3, 3)``.
 
@@ -258,6 +295,7 @@ def ransac(
     batch: int = 128,
     refits: int = 3,
     rng: np.random.Generator | int | None = 0,
+    max_scale: float | None = None,
 ) -> RansacResult:
     """Fit a homography or an affine map to matches ``src[i] -> dst[i]`` with RANSAC.
 
@@ -271,7 +309,9 @@ def ransac(
     the first one drawn among equals) is then refitted by least squares on
     its inliers (:func:`fit_homography`, :func:`fit_affine`) and its inliers
     recounted, up to ``refits`` times while they do not decrease. ``rng``: a
-    seed or a generator, so that a result can be reproduced.
+    seed or a generator, so that a result can be reproduced. ``max_scale``:
+    when given, only hypotheses and refits that are :func:`plausible` on the
+    bounding box of ``src`` count (``None``: every model counts).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
@@ -283,11 +323,12 @@ def ransac(
     if M < s:
         return RansacResult(None, np.zeros(M, bool), 0)
     with _one_blas_thread():
-        return _ransac(src, dst, model, threshold, max_iters, confidence, batch, refits, rng)
+        return _ransac(src, dst, model, threshold, max_iters, confidence, batch, refits, rng, max_scale)
 
 
-def _ransac(src, dst, model, threshold, max_iters, confidence, batch, refits, rng) -> RansacResult:
+def _ransac(src, dst, model, threshold, max_iters, confidence, batch, refits, rng, max_scale=None) -> RansacResult:
     s, M = MODELS[model], len(src)
+    corners = box_corners(src)
     T1, T2 = normalization(src), normalization(dst)
     src_n, dst_n = apply_homography(T1, src), apply_homography(T2, dst)
     T2_inv = np.linalg.inv(T2)
@@ -305,6 +346,8 @@ def _ransac(src, dst, model, threshold, max_iters, confidence, batch, refits, rn
         Hn = fit(src_n[sample[ok]], dst_n[sample[ok]])              # (b, 3, 3), normalised coordinates
         Hs = T2_inv @ Hn @ T1                                        # for each: back to pixels
         counts = (transfer_errors(Hs, src, dst) < threshold).sum(axis=1)   # (b,) inliers of each hypothesis
+        if max_scale is not None:                                    # a degenerate model counts nothing
+            counts = np.where(plausible(Hs, corners, max_scale), counts, -1)
         b = int(counts.argmax())
         if counts[b] > best_count:
             best_count, best_model = int(counts[b]), Hs[b]
@@ -319,6 +362,8 @@ def _ransac(src, dst, model, threshold, max_iters, confidence, batch, refits, rn
         if inliers.sum() < s:
             break
         candidate = refit(src[inliers], dst[inliers])
+        if max_scale is not None and not plausible(candidate, corners, max_scale)[0]:
+            break
         candidate_inliers = transfer_errors(candidate, src, dst) < threshold
         if candidate_inliers.sum() < inliers.sum():
             break
@@ -343,6 +388,8 @@ def spatial_verification(
     max_iters: int = 1000,
     min_matches: int = 5,
     rng: np.random.Generator | int | None = 0,
+    max_scale: float | None = None,
+    min_inliers: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank a short list by the number of RANSAC inliers (Philbin et al., CVPR 2007).
 
@@ -350,7 +397,9 @@ def spatial_verification(
     the query's keypoints (``x, y`` first). ``kp_db[r]``: the keypoints of
     ``shortlist[r]``; ``matches[r] (P, 2) int``: its matches ``(query row,
     database row)``. Images with fewer than ``min_matches`` matches get 0
-    inliers without RANSAC (a homography always fits 4 matches exactly).
+    inliers without RANSAC (a homography always fits 4 matches exactly), as
+    do those with fewer than ``min_inliers`` inliers. ``max_scale``: see
+    :func:`ransac`.
 
     Returns ``reranked (k,) int64``, the short list most inliers first (ties
     keep the short list's order), and ``inliers (k,) int64`` in the order of
@@ -364,6 +413,7 @@ def spatial_verification(
         if len(m) < max(min_matches, MODELS[model]):
             continue
         src, dst = kp_query[m[:, 0], :2], kp_db[r][m[:, 1], :2]
-        inliers[r] = ransac(src, dst, model, threshold, max_iters, rng=rng).n_inliers
+        inliers[r] = ransac(src, dst, model, threshold, max_iters, rng=rng, max_scale=max_scale).n_inliers
+    inliers[inliers < min_inliers] = 0                   # too few to tell an object from a coincidence
     order = np.argsort(-inliers, kind="stable")
     return shortlist[order], inliers

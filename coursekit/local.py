@@ -59,7 +59,7 @@ from .images import crop, load_image
 
 __all__ = [
     "MAX_FEATURES", "MAX_SIZE", "LocalFeatures", "sift", "rootsift", "extract_sift",
-    "squared_distances", "two_nearest", "match_nn", "ratio_test", "mutual_nn",
+    "squared_distances", "two_nearest", "match_nn", "ratio_test", "one_to_one", "mutual_nn",
     "PaddedBlock", "pad_features", "ratio_matches_many", "matches_per_image",
 ]
 
@@ -372,6 +372,23 @@ def ratio_test(X: np.ndarray, Y: np.ndarray, ratio: float = 0.8) -> np.ndarray:
     j1, d1, d2 = two_nearest(X, Y)
     keep = np.flatnonzero(d1 < ratio * d2)
     return np.stack([keep, j1[keep]], axis=1).astype(np.int64)
+
+
+def one_to_one(pairs: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
+    """At most one match per database keypoint: ``(P, 2) int64 -> (P', 2) int64``, sorted by query row.
+
+    Many query keypoints can pass the ratio test onto the same database
+    keypoint (a repeated texture, a blob that many descriptors resemble).
+    Counted one by one they make an image look more similar than it is, and
+    RANSAC counts them all as inliers of any model through that one point.
+    Each database keypoint keeps its nearest match (smallest ``dist (P,)``;
+    the first in ``pairs`` when ``dist`` is ``None``).
+    """
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    order = np.argsort(dist, kind="stable") if dist is not None else np.arange(len(pairs))
+    # for j in unique(pairs[:, 1]): keep the first pair (in ``order``) whose database row is j
+    _, first = np.unique(pairs[order, 1], return_index=True)
+    return pairs[np.sort(order[first])]
 
 
 def mutual_nn(X: np.ndarray, Y: np.ndarray) -> np.ndarray:

@@ -169,3 +169,49 @@ def test_spatial_verification_reranks_by_inliers():
     reranked, inliers = g.spatial_verification(shortlist, kp_q, kp_db, matches)
     assert inliers[1] == 0 and inliers[2] == 40 and inliers[0] < 10
     assert reranked.tolist() == [5, 7, 3]
+
+
+# --------------------------------------------------------------------------
+# Degenerate models (issue 24)
+# --------------------------------------------------------------------------
+
+def test_plausible_keeps_camera_motions_and_rejects_folds_flips_and_collapses():
+    from coursekit.geometry import box_corners, plausible
+
+    box = box_corners(np.array([[0.0, 0.0], [100.0, 80.0]]))
+    scale = lambda k: np.diag([k, k, 1.0])
+    turn = np.array([[np.cos(2.0), -np.sin(2.0), 5], [np.sin(2.0), np.cos(2.0), 7], [0, 0, 1]])
+    tilt = np.array([[1, 0, 0], [0, 1, 0], [0.002, 0, 1.0]])            # a mild perspective
+    through_infinity = np.array([[1, 0, 0], [0, 1, 0], [-0.02, 0, 1.0]])  # w = 0 at x = 50, inside the box
+    mirror = np.diag([-1.0, 1.0, 1.0])
+    H = np.stack([np.eye(3), scale(2), scale(1 / 2), turn, tilt, -np.eye(3),
+                  scale(20), scale(1 / 20), through_infinity, mirror])
+    assert plausible(H, box, max_scale=8).tolist() == [True] * 6 + [False] * 4
+    assert plausible(scale(20), box, max_scale=32).tolist() == [True]
+
+
+def test_ransac_with_max_scale_ignores_a_model_that_collapses_the_query_onto_a_cluster():
+    rng = np.random.default_rng(0)
+    src_true = rng.uniform(0, 200, (20, 2))
+    a = 0.3
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    dst_true = src_true @ R.T * 1.5 + [40, 10]
+    src_wrong = rng.uniform(0, 200, (60, 2))
+    dst_wrong = [300.0, 300.0] + rng.uniform(-2, 2, (60, 2))            # many matches onto one dense spot
+    src, dst = np.vstack([src_true, src_wrong]), np.vstack([dst_true, dst_wrong])
+    loose = g.ransac(src, dst, max_iters=2000, rng=0)
+    strict = g.ransac(src, dst, max_iters=2000, rng=0, max_scale=8)
+    assert loose.n_inliers > 20 and loose.inliers[20:].sum() > 20      # the collapse wins without the rule
+    assert strict.inliers[:20].all() and strict.inliers[20:].sum() <= 2
+
+
+def test_spatial_verification_zeroes_inlier_counts_below_min_inliers():
+    rng = np.random.default_rng(1)
+    kq = np.concatenate([rng.uniform(0, 300, (40, 2)), np.ones((40, 2))], axis=1)
+    kd = kq.copy()
+    kd[:, :2] += 10                                                      # a pure shift: every match an inlier
+    matches = [np.stack([np.arange(n), np.arange(n)], axis=1) for n in (40, 8)]
+    _, counts = g.spatial_verification(np.array([3, 7]), kq, [kd, kd], matches)
+    assert counts.tolist() == [40, 8]
+    _, counts = g.spatial_verification(np.array([3, 7]), kq, [kd, kd], matches, min_inliers=10)
+    assert counts.tolist() == [40, 0]

@@ -397,3 +397,18 @@ def test_bow_sv_is_cached_under_its_short_lists(tiny_dataset, monkeypatch, tmp_p
     assert np.array_equal(first.sims, again.sims) and again.cached_seconds > 0
     with pytest.raises(AssertionError, match="verified again"):
         bow_sv(tiny_dataset, k=16, top=2, progress=False)
+
+
+def test_one_to_one_keeps_the_nearest_match_of_each_database_keypoint():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(0, 30))
+        pairs = np.stack([np.arange(n), rng.integers(0, 8, n)], axis=1)
+        dist = rng.random(n)
+        want = sorted(min((i for i in range(n) if pairs[i, 1] == j), key=lambda i: dist[i])
+                      for j in set(pairs[:, 1].tolist()))                  # the definition, one keypoint at a time
+        got = local.one_to_one(pairs, dist)
+        assert got.dtype == np.int64 and got.tolist() == pairs[want].tolist()
+        assert len(set(got[:, 1].tolist())) == len(got)
+    first = local.one_to_one(np.array([[0, 5], [1, 5], [2, 4]]))            # no distances: the first pair wins
+    assert first.tolist() == [[0, 5], [2, 4]]
