@@ -60,7 +60,7 @@ from .images import crop, load_image
 __all__ = [
     "MAX_FEATURES", "MAX_SIZE", "LocalFeatures", "sift", "rootsift", "extract_sift",
     "squared_distances", "two_nearest", "match_nn", "ratio_test", "one_to_one", "mutual_nn",
-    "PaddedBlock", "pad_features", "ratio_matches_many", "matches_per_image",
+    "PaddedBlock", "pad_features", "nearest_many", "one_to_one_mask", "ratio_matches_many", "matches_per_image",
 ]
 
 #: Default cap on keypoints per image (the strongest by DoG response are kept).
@@ -462,21 +462,18 @@ def _pad(feats: LocalFeatures, ids: np.ndarray, counts: np.ndarray, root: bool) 
     return PaddedBlock(ids, Y, y2, counts)
 
 
-def ratio_matches_many(X: np.ndarray, blocks: Sequence[PaddedBlock], ratio: float = 0.8
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lowe's ratio test of ``X (M, 128)`` against every image of ``blocks`` at once.
+def nearest_many(X: np.ndarray, blocks: Sequence[PaddedBlock]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The two nearest descriptors of every image of ``blocks`` to each row of ``X (M, 128)``, all images at once.
 
-    For each row ``i`` of ``X`` and each image ``n``: the nearest descriptor
-    of the image, and whether it passes ``d1 < ratio * d2`` within that
-    image. Returns ``ids (n,) int64`` (the images, in block order),
-    ``nn (M, n) int64`` (the index of the nearest descriptor within image
-    ``ids[n]``) and ``ok (M, n) bool``. The matches of image ``ids[n]`` are
-    ``i = flatnonzero(ok[:, n])``, ``j = nn[i, n]``, as :func:`ratio_test`
-    would give them, and ``ok.sum(0)`` counts them.
+    Returns ``ids (n,) int64`` (the images, in block order), ``nn (M, n)
+    int64`` (the index of the nearest descriptor within image ``ids[n]``),
+    and ``d1, d2 (M, n) float32``: the Euclidean distances to the nearest
+    and the second nearest descriptor of that image, as :func:`two_nearest`
+    gives them image by image.
     """
     X = np.asarray(X, dtype=np.float32)
-    x2 = (X * X).sum(1)[:, None, None]
-    ids, nns, oks = [], [], []
+    x2 = (X * X).sum(1)[:, None]
+    ids, nns, d1s, d2s = [], [], [], []
     for blk in blocks:
         B, K, D = blk.Y.shape
         # d2[i, b, k] = |x_i|^2 + |y_bk|^2 - 2 x_i . y_bk   for every i, every image b, every descriptor k
@@ -487,14 +484,51 @@ def ratio_matches_many(X: np.ndarray, blocks: Sequence[PaddedBlock], ratio: floa
         first = np.take_along_axis(d2, j1[:, :, None], axis=2)[:, :, 0]
         np.put_along_axis(d2, j1[:, :, None], np.inf, axis=2)       # hide it ...
         second = d2.min(axis=2)                                      # ... to find the second nearest
-        first = np.maximum(first + x2[:, :, 0], 0)
-        second = np.maximum(second + x2[:, :, 0], 0)
         ids.append(blk.ids)
         nns.append(j1)
-        oks.append(first < ratio * ratio * second)                   # d1 < r d2, squared
+        d1s.append(np.sqrt(np.maximum(first + x2, 0)))
+        d2s.append(np.sqrt(np.maximum(second + x2, 0)))
     if not blocks:
-        return np.zeros(0, np.int64), np.zeros((len(X), 0), np.int64), np.zeros((len(X), 0), bool)
-    return np.concatenate(ids), np.concatenate(nns, axis=1), np.concatenate(oks, axis=1)
+        empty = np.zeros((len(X), 0), np.float32)
+        return np.zeros(0, np.int64), np.zeros((len(X), 0), np.int64), empty, empty
+    return (np.concatenate(ids), np.concatenate(nns, axis=1), np.concatenate(d1s, axis=1),
+            np.concatenate(d2s, axis=1))
+
+
+def one_to_one_mask(nn: np.ndarray, ok: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """:func:`one_to_one` for every image at once: ``ok (M, n) bool`` with, in each column, only the
+    nearest (smallest ``dist (M, n)``) of the matches that share a database keypoint ``nn (M, n)``
+    kept; the first row among equal distances."""
+    i, c = np.nonzero(ok)                       # the matches, row by row
+    # for each column c and keypoint j = nn[i, c]: keep the match of smallest dist[i, c]
+    order = np.lexsort((i, dist[i, c], nn[i, c], c))
+    key = np.stack([c[order], nn[i, c][order]], axis=1)
+    first = np.ones(len(order), bool)
+    first[1:] = (key[1:] != key[:-1]).any(axis=1)
+    out = np.zeros_like(ok, dtype=bool)
+    out[i[order[first]], c[order[first]]] = True
+    return out
+
+
+def ratio_matches_many(X: np.ndarray, blocks: Sequence[PaddedBlock], ratio: float = 0.8,
+                       one_to_one: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lowe's ratio test of ``X (M, 128)`` against every image of ``blocks`` at once.
+
+    For each row ``i`` of ``X`` and each image ``n``: the nearest descriptor
+    of the image, and whether it passes ``d1 < ratio * d2`` within that
+    image (:func:`nearest_many`). With ``one_to_one``, each database
+    keypoint then keeps only its nearest match (:func:`one_to_one`): many
+    query keypoints passing onto one database keypoint count once.
+    Returns ``ids (n,) int64`` (the images, in block order), ``nn (M, n)
+    int64`` (the index of the nearest descriptor within image ``ids[n]``)
+    and ``ok (M, n) bool``. The matches of image ``ids[n]`` are
+    ``i = flatnonzero(ok[:, n])``, ``j = nn[i, n]``, as :func:`ratio_test`
+    (then :func:`one_to_one` with the distances) would give them, and
+    ``ok.sum(0)`` counts them.
+    """
+    ids, nn, d1, d2 = nearest_many(X, blocks)
+    ok = d1 < ratio * d2
+    return ids, nn, one_to_one_mask(nn, ok, d1) if one_to_one else ok
 
 
 def matches_per_image(ids: np.ndarray, nn: np.ndarray, ok: np.ndarray, images: Sequence[int]) -> list[np.ndarray]:

@@ -207,7 +207,7 @@ def test_ratio_matches_many_equals_ratio_test_per_image():
     X = local.rootsift(np.vstack([desc[5:20] + rng.integers(0, 9, (15, 128)), rng.integers(0, 120, (10, 128))]))
     blocks = local.pad_features(feats, np.arange(len(counts)), max_rows=64)
     assert len(blocks) > 2
-    ids, nn, ok = local.ratio_matches_many(X, blocks, ratio=0.8)
+    ids, nn, ok = local.ratio_matches_many(X, blocks, ratio=0.8, one_to_one=False)
     assert sorted(ids.tolist()) == [i for i, c in enumerate(counts) if c >= 2]
     for col, i in enumerate(ids):
         expected = local.ratio_test(X, feats.descriptors(i), 0.8)
@@ -219,6 +219,44 @@ def test_ratio_matches_many_equals_ratio_test_per_image():
         assert m.dtype == np.int64 and m.shape[1] == 2
         expected = local.ratio_test(X, feats.descriptors(image), 0.8) if counts[image] >= 2 else np.zeros((0, 2))
         assert m.tolist() == expected.tolist()
+
+
+def _repeated_texture(seed: int):
+    """Features of 9 images and query descriptors of which many are near copies of a few database ones."""
+    rng = np.random.default_rng(seed)
+    counts = [0, 1, 2, 3, 17, 40, 5, 40, 9]
+    desc = rng.integers(0, 120, size=(sum(counts), 128)).astype(np.uint8)
+    feats = local.LocalFeatures(np.zeros((sum(counts), 4), np.float32), desc,
+                                np.cumsum([0] + counts).astype(np.int64))
+    picks = rng.choice(np.arange(5, 20), 40)                     # repeats: several query rows near one db row
+    X = local.rootsift(np.vstack([desc[picks] + rng.integers(0, 9, (40, 128)), rng.integers(0, 120, (10, 128))]))
+    return counts, feats, X
+
+
+def test_nearest_many_equals_two_nearest_per_image():
+    counts, feats, X = _repeated_texture(2)
+    ids, nn, d1, d2 = local.nearest_many(X, local.pad_features(feats, np.arange(len(counts)), max_rows=64))
+    assert nn.shape == d1.shape == d2.shape == (len(X), len(ids)) and d1.dtype == np.float32
+    for col, i in enumerate(ids):
+        j1, e1, e2 = local.two_nearest(X, local.rootsift(feats.desc[feats.offsets[i]:feats.offsets[i + 1]]))
+        assert np.array_equal(nn[:, col], j1)
+        assert np.allclose(d1[:, col], e1, atol=1e-3) and np.allclose(d2[:, col], e2, atol=1e-3)
+
+
+def test_ratio_matches_many_one_to_one_equals_one_to_one_per_image():
+    counts, feats, X = _repeated_texture(3)
+    blocks = local.pad_features(feats, np.arange(len(counts)), max_rows=64)
+    ids, nn, ok = local.ratio_matches_many(X, blocks, ratio=0.8)                    # one_to_one is the default
+    _, _, many = local.ratio_matches_many(X, blocks, ratio=0.8, one_to_one=False)
+    assert many.sum() > ok.sum()                                                   # the repeats were there
+    for col, i in enumerate(ids):
+        Y = local.rootsift(feats.desc[feats.offsets[i]:feats.offsets[i + 1]])
+        pairs = local.ratio_test(X, Y, 0.8)
+        _, d1, _ = local.two_nearest(X, Y)
+        expected = local.one_to_one(pairs, d1[pairs[:, 0]])
+        rows = np.flatnonzero(ok[:, col])
+        assert np.stack([rows, nn[rows, col]], axis=1).tolist() == expected.tolist()
+        assert len(set(nn[rows, col].tolist())) == len(rows)                       # each db keypoint once
 
 
 # --------------------------------------------------------------------------- many images, cached
@@ -338,13 +376,36 @@ def test_sift_match_and_ransac_find_the_warped_image(tiny_dataset):
         assert ranks_from_similarities(result.sims)[:, 0].tolist() == [1, 3]
 
 
-def test_sift_match_counts_ratio_test_matches(tiny_dataset):
+def test_sift_match_counts_one_to_one_ratio_test_matches(tiny_dataset):
     sims = sift_match(tiny_dataset, progress=False).sims
     fdb, _ = local.extract_sift(tiny_dataset.db, max_features=500, progress=False)
     fq, _ = local.extract_sift(tiny_dataset.queries, max_features=500, progress=False)
     for q in range(2):
         for i in range(5):
-            assert sims[q, i] == len(local.ratio_test(fq.descriptors(q), fdb.descriptors(i)))
+            X, Y = fq.descriptors(q), fdb.descriptors(i)
+            _, d1, _ = local.two_nearest(X, Y)
+            pairs = local.ratio_test(X, Y, 0.7)                       # sift_match's ratio
+            assert sims[q, i] == len(local.one_to_one(pairs, d1[pairs[:, 0]]))
+
+
+def test_sift_ransac_verifies_one_to_one_matches_with_plausible_models(tiny_dataset):
+    """The definition: each image of the short list scores the inliers of geometry.spatial_verification on its
+    one-to-one ratio-test matches at verify_ratio (0.8), degenerate models refused (max_scale=8)."""
+    result = sift_ransac(tiny_dataset, top=3, progress=False)
+    fdb, _ = local.extract_sift(tiny_dataset.db, max_features=500, progress=False)
+    fq, _ = local.extract_sift(tiny_dataset.queries, max_features=500, progress=False)
+    for q in range(2):
+        short = np.argsort(-result.first_stage[q], kind="stable")[:3]
+        matches = []
+        for i in short:
+            X, Y = fq.descriptors(q), fdb.descriptors(i)
+            pairs = local.ratio_test(X, Y, 0.8)
+            _, d1, _ = local.two_nearest(X, Y)
+            matches.append(local.one_to_one(pairs, d1[pairs[:, 0]]))
+        _, inliers = geometry.spatial_verification(short, fq.keypoints(q), [fdb.keypoints(i) for i in short],
+                                                   matches, rng=q, max_scale=8.0)
+        assert inliers.max() > 0
+        assert np.floor(result.sims[q, short]).astype(int).tolist() == inliers.tolist()
 
 
 def test_sift_ransac_reranks_only_the_top(tiny_dataset):

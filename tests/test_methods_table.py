@@ -21,7 +21,7 @@ DESCRIPTIONS = {
     "color_hist": "joint HSV colour histogram (16x16x16), Hellinger kernel  [notebook 01]",
     "color_inter": "HSV histogram of pixel counts (16x16x16), intersection, query as model  [notebook 01]",
     "gist": "GIST: Gabor energy, 4 scales x 8 orientations on a 4x4 grid, 512-D  [notebook 01]",
-    "sift_match": "RootSIFT ratio-test match count, 500 keypoints (colour short list past 1000 images)  [notebook 02]",
+    "sift_match": "RootSIFT one-to-one ratio-test (0.7) match count, 500 keypoints (colour short list past 1000 images)  [notebook 02]",
     "sift_ransac": "sift_match, top 100 re-ranked by RANSAC homography inliers  [notebook 02]",
     "bow": "bag of 4000 visual words (RootSIFT), tf^0.5 idf, inverted file  [notebook 03]",
     "bow_sv": "bow, top 100 re-ranked by RANSAC homography inliers  [notebook 03]",

@@ -134,7 +134,8 @@ def _verify_pairs(feats, pairs: np.ndarray, ratio: float, model: str, threshold:
     ends = np.append(starts[1:], len(pairs))
     for i, s, e in tqdm(list(zip(firsts, starts, ends)), desc=desc, disable=not progress):
         partners = pairs[s:e, 1]
-        ids, nn, ok = local.ratio_matches_many(feats.descriptors(i), local.pad_features(feats, partners), ratio)
+        ids, nn, ok = local.ratio_matches_many(feats.descriptors(i), local.pad_features(feats, partners), ratio,
+                                             one_to_one=False)
         tentative = local.matches_per_image(ids, nn, ok, partners)
         _, inliers[s:e] = geometry.spatial_verification(partners, feats.keypoints(i),
                                                         [feats.keypoints(j) for j in partners], tentative, model,

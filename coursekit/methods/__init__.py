@@ -12,7 +12,7 @@ name               what it does
 ``color_hist``     joint HSV colour histogram, Hellinger kernel (notebook 01)
 ``color_inter``    HSV histogram of pixel counts, intersection (notebook 01)
 ``gist``           GIST, Gabor energy on a 4x4 grid, L2-normalised (notebook 01)
-``sift_match``     RootSIFT matches passing Lowe's ratio test, counted (notebook 02)
+``sift_match``     RootSIFT matches passing Lowe's ratio test, one per keypoint, counted (notebook 02)
 ``sift_ransac``    ``sift_match``, top 100 re-ranked by RANSAC inliers (notebook 02)
 ``bow``            bag of visual words, tf-idf, inverted file (notebook 03)
 ``bow_sv``         ``bow``, top 100 re-ranked by RANSAC inliers (notebook 03)

@@ -60,7 +60,7 @@ TABLE: tuple[Method, ...] = (
            "01"),
     Method("gist", gist, "GIST: Gabor energy, 4 scales x 8 orientations on a 4x4 grid, 512-D", "01", global_=True),
     Method("sift_match", sift_match,
-           "RootSIFT ratio-test match count, 500 keypoints (colour short list past 1000 images)", "02"),
+           "RootSIFT one-to-one ratio-test (0.7) match count, 500 keypoints (colour short list past 1000 images)", "02"),
     Method("sift_ransac", sift_ransac, "sift_match, top 100 re-ranked by RANSAC homography inliers", "02"),
     Method("bow", bow, "bag of 4000 visual words (RootSIFT), tf^0.5 idf, inverted file", "03"),
     Method("bow_sv", bow_sv, "bow, top 100 re-ranked by RANSAC homography inliers", "03"),
