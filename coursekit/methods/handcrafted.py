@@ -194,9 +194,10 @@ def sift_ransac(ds: Dataset, max_features: int = 500, ratio: float = 0.7, shortl
     (a corner of the query sent through infinity, a fold, an area scaled by
     more than ``max_scale``) count no inliers. The verification takes more
     matches than the first stage (0.8 against 0.7): RANSAC separates the
-    right ones, and more of them help it on hard views. ``verify_ratio``,
-    ``max_scale`` and the homography (against an affine map) were chosen on
-    the training splits as :func:`sift_match`'s ratio (``bench_local.py --choose``). ``sims`` holds, for
+    right ones, and more of them help it on hard views. ``verify_ratio``
+    was chosen on the training splits as :func:`sift_match`'s ratio
+    (``bench_local.py --choose``); ``max_scale`` changed little there and
+    is kept because it refuses models that no view of a plane produces. ``sims`` holds, for
     the re-ranked images, the inlier count plus a fraction below 0.5 that
     keeps the first-stage order among equal counts; ``first_stage`` holds
     the ``sift_match`` similarities.
