@@ -48,6 +48,7 @@ from coursekit.datasets import Dataset, GroundTruth, load_dataset
 from coursekit.evaluation import evaluate, ranks_from_similarities
 from coursekit.methods import bow, bow_sv, sift_match, sift_ransac
 from coursekit.methods.features import sift_features
+from coursekit.methods.handcrafted import _below, _rescored
 from coursekit.timing import timed
 
 
@@ -167,9 +168,8 @@ def opencv_verified(ds, first_stage, top, threshold, max_features):
             _, mask = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=1000, confidence=0.99)
             inliers[q, r] = 0 if mask is None else int(mask.sum())
         seconds += (cv2.getTickCount() - t) / cv2.getTickFrequency()
-        k = len(short)
-        sims[q] = first_stage[q] - first_stage[q].max() - 1.0
-        sims[q, short] = inliers[q, :len(short)] + 0.5 * (k - np.arange(k)) / (k + 1)
+        sims[q] = _below(first_stage[q])                      # scored as coursekit's verified methods
+        _rescored(sims[q], short, inliers[q, :len(short)])
     return sims, inliers, seconds
 
 
@@ -219,8 +219,7 @@ def choose(ds, max_features, threshold, top=100):
     for q in range(tr.n_queries):
         ids, nn, d1, d2 = local.nearest_many(fq.descriptors(q), blocks)
         for r, one in countings:
-            ok = d1 < r * d2
-            counts[r, one][q, ids] = (local.one_to_one_mask(nn, ok, d1) if one else ok).sum(axis=0)
+            counts[r, one][q, ids] = local.ratio_mask(nn, d1, d2, r, one).sum(axis=0)
         nearest.append((ids, nn, d1, d2))
     print(f"\nChoices on {tr.name}: {tr.n_queries} queries against {tr.n_db} training images, mAP")
     for one in (False, True):
@@ -234,13 +233,12 @@ def choose(ds, max_features, threshold, top=100):
         sims = np.zeros_like(first)
         for q, (ids, nn, d1, d2) in enumerate(nearest):
             short = np.argsort(-first[q], kind="stable")[:top]
-            ok = local.one_to_one_mask(nn, d1 < verify_ratio * d2, d1)
+            ok = local.ratio_mask(nn, d1, d2, verify_ratio)
             _, inliers = geometry.spatial_verification(short, fq.keypoints(q), [fdb.keypoints(i) for i in short],
                                                        local.matches_per_image(ids, nn, ok, short), model,
                                                        threshold, rng=q, max_scale=max_scale)
-            k = len(short)
-            sims[q] = first[q] - first[q].max() - 1.0
-            sims[q, short] = inliers + 0.5 * (k - np.arange(k)) / (k + 1)
+            sims[q] = _below(first[q])
+            _rescored(sims[q], short, inliers)
         print(f"  first stage one-to-one 0.7, top {top} verified: one-to-one at {verify_ratio:g}, "
               f"max_scale {max_scale}, {model:10s} {evaluate(ranks_from_similarities(sims), tr)['map']:.4f}")
 

@@ -60,7 +60,7 @@ from .images import crop, load_image
 __all__ = [
     "MAX_FEATURES", "MAX_SIZE", "LocalFeatures", "sift", "rootsift", "extract_sift",
     "squared_distances", "two_nearest", "match_nn", "ratio_test", "one_to_one", "mutual_nn",
-    "PaddedBlock", "pad_features", "nearest_many", "one_to_one_mask", "ratio_matches_many", "matches_per_image",
+    "PaddedBlock", "pad_features", "nearest_many", "one_to_one_mask", "ratio_mask", "ratio_matches_many", "matches_per_image",
 ]
 
 #: Default cap on keypoints per image (the strongest by DoG response are kept).
@@ -510,6 +510,15 @@ def one_to_one_mask(nn: np.ndarray, ok: np.ndarray, dist: np.ndarray) -> np.ndar
     return out
 
 
+def ratio_mask(nn: np.ndarray, d1: np.ndarray, d2: np.ndarray, ratio: float = 0.8,
+               one_to_one: bool = True) -> np.ndarray:
+    """Which of :func:`nearest_many`'s nearest neighbours are matches: ``(M, n) bool``, those that pass
+    ``d1 < ratio * d2`` and, with ``one_to_one``, only the nearest of those that share a database
+    keypoint (:func:`one_to_one_mask`)."""
+    ok = d1 < ratio * d2
+    return one_to_one_mask(nn, ok, d1) if one_to_one else ok
+
+
 def ratio_matches_many(X: np.ndarray, blocks: Sequence[PaddedBlock], ratio: float = 0.8,
                        one_to_one: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lowe's ratio test of ``X (M, 128)`` against every image of ``blocks`` at once.
@@ -527,8 +536,7 @@ def ratio_matches_many(X: np.ndarray, blocks: Sequence[PaddedBlock], ratio: floa
     ``ok.sum(0)`` counts them.
     """
     ids, nn, d1, d2 = nearest_many(X, blocks)
-    ok = d1 < ratio * d2
-    return ids, nn, one_to_one_mask(nn, ok, d1) if one_to_one else ok
+    return ids, nn, ratio_mask(nn, d1, d2, ratio, one_to_one)
 
 
 def matches_per_image(ids: np.ndarray, nn: np.ndarray, ok: np.ndarray, images: Sequence[int]) -> list[np.ndarray]:

@@ -116,7 +116,7 @@ def _sift_first_stage(ds: Dataset, fdb, fq, ratio: float, shortlist: int, progre
             blocks = all_blocks if short is None else local.pad_features(fdb, short)
             ids, nn, d1, d2 = local.nearest_many(fq.descriptors(q), blocks)
             counts = np.zeros(ds.n_db, np.int64)
-            counts[ids] = local.one_to_one_mask(nn, d1 < ratio * d2, d1).sum(axis=0)
+            counts[ids] = local.ratio_mask(nn, d1, d2, ratio).sum(axis=0)
             if short is None:
                 scores = counts.astype(np.float32)
             else:
@@ -172,8 +172,7 @@ def _verify(fq, fdb, q: int, short: np.ndarray, ids: np.ndarray, nn: np.ndarray,
     """RANSAC inliers ``(len(short),) int64`` of query ``q`` with each database image of ``short``, from
     the one-to-one matches at ``ratio`` of the nearest descriptors ``(ids, nn, d1, d2)`` as
     :func:`local.nearest_many` returns them (an image of ``short`` missing from ``ids`` has no matches)."""
-    ok = local.one_to_one_mask(nn, d1 < ratio * d2, d1)
-    matches = local.matches_per_image(ids, nn, ok, short)
+    matches = local.matches_per_image(ids, nn, local.ratio_mask(nn, d1, d2, ratio), short)
     _, inliers = geometry.spatial_verification(short, fq.keypoints(q), [fdb.keypoints(i) for i in short],
                                                matches, model, threshold, rng=q, max_scale=max_scale)
     return inliers
