@@ -19,8 +19,9 @@
    verification of the same short lists (the first ``--top`` images of
    ``sift_match`` and of ``bow``): ``cv2.BFMatcher(NORM_L2).knnMatch(k=2)`` of
    the same RootSIFT descriptors of the same keypoints (``cv2.SIFT_create``),
-   Lowe's ratio test at 0.8, ``cv2.findHomography(RANSAC)`` at the same
-   threshold, the inlier count as the score; with the inlier counts of both
+   Lowe's ratio test at 0.8, ``cv2.findHomography(RANSAC)`` (``--model
+   affine``: both fit an affine map, OpenCV with ``cv2.estimateAffine2D(RANSAC)``)
+   at the same threshold, the inlier count as the score; with the inlier counts of both
    on every pair and the time per pair of each verification.
 
     .venv/bin/python benchmarks/bench_local.py --ranking --dataset ukbench --root DIR
@@ -143,7 +144,7 @@ def bench_verification(pairs, threshold, repeats):
           f"{np.abs(n_ours - n_cv).mean():.2f}, ours more in {(n_ours > n_cv).sum()}, fewer in {(n_ours < n_cv).sum()}")
 
 
-def opencv_verified(ds, first_stage, top, threshold, max_features):
+def opencv_verified(ds, first_stage, top, threshold, max_features, model):
     """OpenCV's verification of the first ``top`` images of each row of ``first_stage (Q, N)``:
     ``(sims (Q, N), inliers (Q, top), seconds)``, scored as coursekit's verified methods score
     (inlier count, first-stage order among equal counts and below the short list)."""
@@ -165,7 +166,11 @@ def opencv_verified(ds, first_stage, top, threshold, max_features):
                 continue
             src = kq[[m.queryIdx for m in good], :2].astype(np.float32)
             dst = fdb.keypoints(i)[[m.trainIdx for m in good], :2].astype(np.float32)
-            _, mask = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=1000, confidence=0.99)
+            if model == "homography":
+                _, mask = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=1000, confidence=0.99)
+            else:
+                _, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold,
+                                               maxIters=1000, confidence=0.99)
             inliers[q, r] = 0 if mask is None else int(mask.sum())
         seconds += (cv2.getTickCount() - t) / cv2.getTickFrequency()
         sims[q] = _below(first_stage[q])                      # scored as coursekit's verified methods
@@ -173,17 +178,18 @@ def opencv_verified(ds, first_stage, top, threshold, max_features):
     return sims, inliers, seconds
 
 
-def bench_ranking(ds, top, threshold, max_features):
+def bench_ranking(ds, top, threshold, max_features, model):
     def measures(sims):
         m = evaluate(ranks_from_similarities(sims), ds)
         return f"mAP {m['map']:.4f}" + (f"  N-S {m['ns_score']:.3f}" if "ns_score" in m else "")
 
-    print(f"\nRankings on {ds.name} ({ds.n_queries} queries, {ds.n_db} database images), top {top} verified")
+    print(f"\nRankings on {ds.name} ({ds.n_queries} queries, {ds.n_db} database images), top {top} verified, "
+          f"{model} model")
     for first_name, verified_name, first_fn, verified_fn in (("sift_match", "sift_ransac", sift_match, sift_ransac),
                                                               ("bow", "bow_sv", bow, bow_sv)):
         first = first_fn(ds, progress=False).sims
-        t, ours = timed(lambda: verified_fn(ds, top=top, threshold=threshold, progress=False))
-        cv_sims, cv_inliers, cv_seconds = opencv_verified(ds, first, top, threshold, max_features)
+        t, ours = timed(lambda: verified_fn(ds, top=top, threshold=threshold, model=model, progress=False))
+        cv_sims, cv_inliers, cv_seconds = opencv_verified(ds, first, top, threshold, max_features, model)
         ours_inliers = np.floor(np.take_along_axis(ours.sims, np.argsort(-first, axis=1, kind="stable")[:, :top], 1))
         pairs = ds.n_queries * top
         print(f"  {first_name:34s} {measures(first)}")
@@ -228,7 +234,7 @@ def choose(ds, max_features, threshold, top=100):
                       for r in (0.6, 0.65, 0.7, 0.75, 0.8)))
     first = counts[0.7, True]
     settings = [(0.7, 8.0, "homography"), (0.8, None, "homography"), (0.8, 8.0, "homography"),
-                (0.85, 8.0, "homography"), (0.8, 8.0, "affine")]
+                (0.85, 8.0, "homography"), (0.8, None, "affine"), (0.8, 8.0, "affine"), (0.85, 8.0, "affine")]
     for verify_ratio, max_scale, model in settings:
         sims = np.zeros_like(first)
         for q, (ids, nn, d1, d2) in enumerate(nearest):
@@ -254,6 +260,8 @@ def main() -> None:
     parser.add_argument("--root", default=None, help="the dataset's folder (e.g. a UKBench-format folder)")
     parser.add_argument("--ranking", action="store_true", help="only the rankings (section 3)")
     parser.add_argument("--top", type=int, default=100)
+    parser.add_argument("--model", default="homography", choices=("homography", "affine"),
+                        help="the model both verifications fit (OpenCV: estimateAffine2D or findHomography)")
     parser.add_argument("--choose", action="store_true", help="only the choices on training splits (section 4)")
     args = parser.parse_args()
     if args.choose:
@@ -262,7 +270,7 @@ def main() -> None:
         return
     ds = load_dataset(args.dataset, args.root)
     if args.ranking:
-        bench_ranking(ds, args.top, args.threshold, args.max_features)
+        bench_ranking(ds, args.top, args.threshold, args.max_features, args.model)
         return
     bench_extraction((ds.db + ds.queries)[:args.images], args.max_features, args.repeats)
     bench_verification(verification_pairs(ds, args.pairs, args.max_features), args.threshold, args.repeats)

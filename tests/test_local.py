@@ -388,10 +388,12 @@ def test_sift_match_counts_one_to_one_ratio_test_matches(tiny_dataset):
             assert sims[q, i] == len(local.one_to_one(pairs, d1[pairs[:, 0]]))
 
 
-def test_sift_ransac_verifies_one_to_one_matches_with_plausible_models(tiny_dataset):
+@pytest.mark.parametrize("model", [None, "affine"])
+def test_sift_ransac_verifies_one_to_one_matches_with_plausible_models(tiny_dataset, model):
     """The definition: each image of the short list scores the inliers of geometry.spatial_verification on its
-    one-to-one ratio-test matches at verify_ratio (0.8), degenerate models refused (max_scale=8)."""
-    result = sift_ransac(tiny_dataset, top=3, progress=False)
+    one-to-one ratio-test matches at verify_ratio (0.8), a homography by default or the model asked for,
+    degenerate models refused (max_scale=8)."""
+    result = sift_ransac(tiny_dataset, top=3, progress=False, **({"model": model} if model else {}))
     fdb, _ = local.extract_sift(tiny_dataset.db, max_features=500, progress=False)
     fq, _ = local.extract_sift(tiny_dataset.queries, max_features=500, progress=False)
     for q in range(2):
@@ -403,7 +405,7 @@ def test_sift_ransac_verifies_one_to_one_matches_with_plausible_models(tiny_data
             _, d1, _ = local.two_nearest(X, Y)
             matches.append(local.one_to_one(pairs, d1[pairs[:, 0]]))
         _, inliers = geometry.spatial_verification(short, fq.keypoints(q), [fdb.keypoints(i) for i in short],
-                                                   matches, rng=q, max_scale=8.0)
+                                                   matches, model or "homography", rng=q, max_scale=8.0)
         assert inliers.max() > 0
         assert np.floor(result.sims[q, short]).astype(int).tolist() == inliers.tolist()
 
