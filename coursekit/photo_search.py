@@ -301,12 +301,14 @@ def add_to_index(index: PhotoIndex, folder=None, prune: bool = False, weights=No
 
 
 def search(index: PhotoIndex, image, k: int = 10, rerank: str | None = None, weights=None,
-           path_for_messages=None) -> list[dict]:
+           path_for_messages=None, rerank_given: dict | None = None) -> list[dict]:
     """The ``k`` photos of ``index`` nearest to the photo ``image`` (a path, or an ``(H, W, 3) uint8`` array, e.g.
     a query cropped to its box): a list of ``{"rank", "path",
     "score", "missing"}``, best first. ``rerank``: one of :data:`coursekit.methods.RERANKINGS`, applied with the
-    index's vectors as the database (notebook 09)."""
+    index's vectors as the database (notebook 09), with the settings ``rerank_given`` and the papers' for the
+    others (:data:`coursekit.rerank_choice.PAPER`)."""
     from .methods import RERANKINGS, Retrieval, reranked
+    from .rerank_choice import settings_of
 
     if len(index) == 0:
         raise PhotoIndexError(f"{path_for_messages or 'the index'} holds no photos (all were pruned): add some with "
@@ -322,7 +324,8 @@ def search(index: PhotoIndex, image, k: int = 10, rerank: str | None = None, wei
     if rerank:
         if rerank not in RERANKINGS:
             raise ValueError(f"unknown re-ranking {rerank!r}; known: {', '.join(RERANKINGS)}")
-        s = reranked(Retrieval(q @ index.vectors.T, index.vectors, q), rerank).sims[0]
+        settings = settings_of(rerank, **(rerank_given or {}))
+        s = reranked(Retrieval(q @ index.vectors.T, index.vectors, q), rerank, **settings).sims[0]
         ids = np.lexsort((np.arange(len(s)), -s))[:k]
         scores = s[ids]
     else:

@@ -49,7 +49,7 @@ from .whitening import l2_normalize
 __all__ = ["nearest", "expand", "average_query_expansion", "alpha_query_expansion", "verified_query_expansion",
            "database_augmentation",
            "knn_affinity", "mutual_knn_affinity", "normalized_affinity", "diffusion_graph", "query_vector",
-           "conjugate_gradient", "iterative_diffusion", "dense_diffusion", "diffuse", "diffusion", "ranked_below",
+           "conjugate_gradient", "iterative_diffusion", "dense_diffusion", "diffuse", "diffusion", "ranked_below", "apply",
            "gmp_weights", "regional_diffusion"]
 
 # Defaults from the papers: the graph and query neighbours, exponent, damping and solver of Iscen et al. (CVPR
@@ -387,6 +387,37 @@ def diffusion(X_q: np.ndarray, X_db: np.ndarray, k: int = GRAPH_K, k_q: int = QU
         y = query_vector(X_q[q:q + 1], X_db[sub], k_q, gamma)
         F[q, sub] = diffuse(S, y, alpha, "cg", tol, maxiter)[:, 0]
     return ranked_below(F, first)
+
+
+def apply(X_q: np.ndarray, X_db: np.ndarray, how: str, n: int = QE_K, qe_alpha: float = QE_ALPHA, k: int = GRAPH_K,
+          k_q: int = QUERY_K, alpha: float = ALPHA, cache_graph: bool = True
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-ranking ``how`` with its settings: ``(sims (Q, N), X_q, X_db)``, all ``float32``.
+
+    ``"aqe"``: :func:`average_query_expansion` with the top ``n``;
+    ``"alpha_qe"``: :func:`alpha_query_expansion` with the top ``n`` and
+    the exponent ``qe_alpha``; ``"aqe_dba"``, ``"alpha_qe_dba"``: the same
+    after :func:`database_augmentation` with ``n`` neighbours;
+    ``"diffusion"``: :func:`diffusion` on a ``k``-NN graph from ``k_q``
+    query neighbours, damping ``alpha`` (the graph cached on disk unless
+    ``cache_graph`` is false, as for the many small graphs of a search over
+    settings). After expansion ``sims = X_q @ X_db.T`` with the expanded
+    vectors returned; after diffusion the vectors are returned unchanged.
+    The defaults are the papers'; :mod:`coursekit.rerank_choice` chooses
+    them from the data.
+    """
+    X_db = _vectors(X_db, "X_db")
+    X_q = _vectors(X_q, "X_q", X_db.shape[1])
+    if how == "diffusion":
+        A = None if cache_graph else knn_affinity(X_db, k)
+        return diffusion(X_q, X_db, k=k, k_q=k_q, alpha=alpha, A=A), X_q, X_db
+    if how not in ("aqe", "alpha_qe", "aqe_dba", "alpha_qe_dba"):
+        raise ValueError(f"unknown re-ranking {how!r}; known: aqe, alpha_qe, aqe_dba, alpha_qe_dba, diffusion")
+    weight = qe_alpha if how.startswith("alpha") else 0.0
+    if how.endswith("_dba"):
+        X_db = database_augmentation(X_db, n, weight)
+    X_q = alpha_query_expansion(X_q, X_db, n, weight)
+    return (X_q @ X_db.T).astype(np.float32), X_q, X_db
 
 
 # ----------------------------------------------------------------------------------------------------------

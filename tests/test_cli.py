@@ -12,6 +12,7 @@ from PIL import Image
 
 from coursekit.cli import main
 from coursekit.methods import GLOBAL_METHODS, METHODS, RERANKINGS
+from coursekit.rerank_choice import PAPER
 
 # Colours in the middle of HSV bins (8 x 8 x 8), so JPEG noise keeps them in place.
 RED, GREEN, BLUE = (200, 30, 30), (30, 200, 30), (30, 30, 200)
@@ -95,8 +96,26 @@ def test_evaluate_with_re_ranking_reports_both_rankings(ukbench, capsys):
         assert 1 <= out["ns_score"] <= 4
 
 
+def test_re_ranking_settings_are_chosen_given_or_the_papers(ukbench, capsys):
+    """No flag: chosen from the database (ukbench has no training split); a flag: it, and the papers' for the
+    rest; --rerank-paper: the papers' settings. Each run says which settings ran."""
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist", "--json",
+            "--rerank", "diffusion"]
+    runs = {}
+    for name, extra in (("auto", []), ("given", ["--rerank-k", "3", "--rerank-kq", "2"]), ("paper", ["--rerank-paper"]),
+                        ("paper_k", ["--rerank-paper", "--rerank-k", "7"])):
+        assert main(args + extra) == 0
+        runs[name] = json.loads(capsys.readouterr().out)["rerank_settings"]
+    assert "chosen from the database" in runs["auto"]
+    assert runs["given"].startswith("k=3 k_q=2 alpha=0.99 (given")
+    assert runs["paper"].startswith("k=50 k_q=10 alpha=0.99 (given")
+    assert runs["paper_k"].startswith("k=7 k_q=10 alpha=0.99 (given")
+
+
 @pytest.mark.parametrize("extra, needle", [
     (["--rerank", "aqe", "--index", "exact"], "either rerank or index"),
+    (["--rerank", "aqe", "--rerank-k", "3"], "--rerank aqe takes no --rerank-k"),
+    (["--qe-n", "3"], "need --rerank"),
 ])
 def test_re_ranking_errors_exit_2_with_one_line(ukbench, capsys, extra, needle):
     args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "color_hist"]
@@ -186,12 +205,13 @@ def test_course_report(ukbench, tmp_path, monkeypatch):
     assert main(["course", "--no-notebooks", "--dataset", "ukbench", "--out", str(out)]) == 1
     report = json.loads((out / "report.json").read_text())
     label = {m: m + "(trained on embedded)" * (m == "gem_finetuned") for m in METHODS}
-    reranked = [f"{label[m]}+{how}" for m in METHODS if m in GLOBAL_METHODS for how in RERANKINGS]
+    reranked = [f"{label[m]}+{how}{paper}" for m in METHODS if m in GLOBAL_METHODS for how in RERANKINGS
+                for paper in ("", "(paper)")]
     assert [r["method"] for r in report["results"]] == [label[m] for m in METHODS] + reranked  # in order
-    assert asked == ["embedded"] * (1 + len(RERANKINGS))
+    assert asked == ["embedded"] * (1 + 2 * len(RERANKINGS))
     errors = {r["method"]: r["error"] for r in report["results"] if "error" in r}
-    assert set(errors) == {"bow", "bow_sv", "vlad", "fisher"} | {f"{m}+{how}" for m in ("vlad", "fisher")
-                                                                 for how in RERANKINGS}
+    assert set(errors) == {"bow", "bow_sv", "vlad", "fisher"} | {f"{m}+{how}{paper}" for m in ("vlad", "fisher")
+                                                                 for how in RERANKINGS for paper in ("", "(paper)")}
     assert all("have no SIFT keypoints" in e for e in errors.values())
     diffused = next(r for r in report["results"] if r["method"] == "color_hist+diffusion")
     assert diffused["rerank"] == "diffusion" and diffused["first_ns_score"] == pytest.approx(45 / 12, abs=1e-4)
@@ -200,11 +220,14 @@ def test_course_report(ukbench, tmp_path, monkeypatch):
     md = (out / "REPORT.md").read_text()
     assert "## ukbench" in md and "| color_hist |" in md and "N-S" in md and "| bow | failed: ValueError" in md
     assert "| all | failed: ValueError: the 12 database images of 'ukbench' have no SIFT keypoints" in md
-    assert "### ukbench: re-ranking" in md and "| method | as is | aqe | alpha_qe |" in md
+    assert "### ukbench: re-ranking" in md and "| method | as is | aqe paper | aqe auto | alpha_qe paper |" in md
     table = md.split("### ukbench: re-ranking")[1].split("CNN extraction")[0]
-    assert re.search(r"\| color_hist \| 0\.\d{3} \| (0\.\d{3} \| ){5}0\.\d\d \|", table)
+    assert re.search(r"\| color_hist \| 0\.\d{3} \| (0\.\d{3} \| ){10}0\.\d\d \|", table)
     assert table.count("have no SIFT keypoints") == 1           # one error, once, with the runs it stopped
     assert "| vlad | – | failed | failed |" in table
+    paper = next(r for r in report["results"] if r["method"] == "color_hist+diffusion(paper)")
+    assert paper["rerank_settings"].startswith("k=50 k_q=10 alpha=0.99 (given")
+    assert "- color_hist: aqe: n=" in table and "chosen from the database" in table   # what auto chose
 
 
 def test_python_dash_m_entry_point():
@@ -255,11 +278,13 @@ def test_report_adds_whitened_global_methods_where_a_training_split_exists(tmp_p
     trained = Dataset("trained", tmp_path, images, images[:1], [GroundTruth(np.array([0]))], train=images)
     kwargs = {m: {"train_on": "embedded"} if m == "gem_finetuned" else {} for m in METHODS}
     assert report_runs(plain) == [(m, kwargs[m]) for m in METHODS] + [
-        (m, {**kwargs[m], "rerank": how}) for m in METHODS if m in GLOBAL_METHODS for how in RERANKINGS]
+        (m, {**kwargs[m], "rerank": how, **given}) for m in METHODS if m in GLOBAL_METHODS for how in RERANKINGS
+        for given in ({}, {"rerank_given": PAPER[how]})]
     assert report_runs(trained)[:len(METHODS)] == [(m, {}) for m in METHODS]
     assert report_runs(trained)[len(METHODS):len(METHODS) + len(WHITENED)] == [(m, {"whiten": True}) for m in WHITENED]
-    assert report_runs(trained)[len(METHODS) + len(WHITENED):] == [(m, {"rerank": how}) for m in METHODS
-                                                                   if m in GLOBAL_METHODS for how in RERANKINGS]
+    assert report_runs(trained)[len(METHODS) + len(WHITENED):] == [
+        (m, {"rerank": how, **given}) for m in METHODS if m in GLOBAL_METHODS for how in RERANKINGS
+        for given in ({}, {"rerank_given": PAPER[how]})]
     assert set(WHITENED) <= set(GLOBAL_METHODS)
 
 

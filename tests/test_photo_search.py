@@ -176,6 +176,18 @@ def test_search_re_ranks_with_the_index_vectors(built, photos):
         ps.search(built, photos / "p3.jpg", rerank="magic")
 
 
+def test_search_re_ranking_settings_are_given_or_the_papers(built, photos):
+    from coursekit import rerank_choice as rc
+
+    paper = ps.search(built, photos / "p3.jpg", k=8, rerank="aqe")
+    given = ps.search(built, photos / "p3.jpg", k=8, rerank="aqe", rerank_given=rc.PAPER["aqe"])
+    assert [r["score"] for r in paper] == [r["score"] for r in given]
+    assert [r["score"] for r in ps.search(built, photos / "p3.jpg", k=8, rerank="aqe", rerank_given={"n": 2})] != \
+        [r["score"] for r in paper]
+    with pytest.raises(ValueError, match="takes n, not k"):
+        ps.search(built, photos / "p3.jpg", rerank="aqe", rerank_given={"k": 3})
+
+
 def test_whitening_is_stored_and_applied_to_the_queries_too(built, photos, monkeypatch):
     rng = np.random.default_rng(1)
     W = (rng.standard_normal(1280).astype(np.float32) * 0.01,

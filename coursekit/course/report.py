@@ -29,6 +29,7 @@ import numpy as np
 from .. import __version__
 from ..datasets import DATASET_NAMES, load_dataset, present_datasets
 from ..methods import GLOBAL_METHODS, METHODS, RERANKINGS, WHITENED_METHODS, evaluate_method
+from ..rerank_choice import PAPER
 from ..timing import timed
 from .notebooks import execute_notebooks
 
@@ -42,13 +43,15 @@ WHITENED = WHITENED_METHODS    # the methods' table says which (coursekit.method
 def report_runs(ds) -> list[tuple[str, dict]]:
     """What the report measures on ``ds``, in order: every method as it is, then (where the dataset has a training
     split to learn it on) each global method of :data:`WHITENED` whitened with every dimension kept, then every
-    global method as it is re-ranked in each way of :data:`coursekit.methods.RERANKINGS`. Without a training
-    split, ``gem_finetuned`` is the network fine-tuned on the embedded set's (a test across domains)."""
+    global method as it is re-ranked in each way of :data:`coursekit.methods.RERANKINGS`, with the settings
+    chosen from the data and with the papers' (``rerank_given``). Without a training split, ``gem_finetuned``
+    is the network fine-tuned on the embedded set's (a test across domains)."""
     runs = [(method, {} if ds.train or method != "gem_finetuned" else {"train_on": "embedded"}) for method in METHODS]
     if ds.train:
         runs += [(method, {"whiten": True}) for method in WHITENED]
-    runs += [(method, {**kwargs, "rerank": how}) for method, kwargs in runs[:len(METHODS)]
-             if method in GLOBAL_METHODS for how in RERANKINGS]
+    runs += [(method, {**kwargs, "rerank": how, **({"rerank_given": dict(PAPER[how])} if paper else {})})
+             for method, kwargs in runs[:len(METHODS)] if method in GLOBAL_METHODS
+             for how in RERANKINGS for paper in (False, True)]
     return runs
 
 
@@ -145,26 +148,44 @@ def _search_lines(name: str, search: dict, indexed: list[dict]) -> list[str]:
 
 
 def _rerank_lines(name: str, rows: list[dict]) -> list[str]:
-    """The re-ranking table of one dataset: a row per global method, its mAP as it is and re-ranked each way."""
+    """The re-ranking tables of one dataset: a row per global method, its mAP as it is and re-ranked each way
+    with the papers' settings and with the settings chosen from the data (auto); then what auto chose."""
     if not rows:
         return []
     hows = [h for h in RERANKINGS if any(r["rerank"] == h for r in rows)]
     lines = [f"### {name}: re-ranking (notebook 09)", "",
              "mAP of each global method as it is (the first ranking) and re-ranked with its own vectors: average "
-             "query expansion with the top 5 (aqe), weighted by similarity cubed (alpha_qe), each after the same "
-             "augmentation of the database (_dba), and diffusion on the database's mutual 50-NN graph (Iscen et al. "
-             "2017, gamma 3, alpha 0.99). The last column is the slowest re-ranking's own time, in seconds.", "",
-             "| method | as is | " + " | ".join(hows) + " | re-ranking (s) |", "|---|" + "---|" * (len(hows) + 2)]
-    methods = list(dict.fromkeys(r["method"].rsplit("+", 1)[0] for r in rows))
+             "query expansion (aqe), weighted by similarity to a power (alpha_qe), each after the same "
+             "augmentation of the database (_dba), and diffusion on the database's mutual kNN graph (Iscen et al. "
+             "2017, gamma 3). *paper*: the papers' settings (the top 5; exponent 3; a 50-NN graph, 10 query "
+             "neighbours, alpha 0.99); *auto*: settings chosen from the data without the test queries "
+             "(`coursekit.rerank_choice`: on the training split where there is one, else from the database's "
+             "k-reciprocal neighbours), listed in the second table. The last column is the slowest re-ranking's "
+             "own time, in seconds.", "",
+             "| method | as is | " + " | ".join(f"{h} paper | {h} auto" for h in hows) + " | re-ranking (s) |",
+             "|---|" + "---|" * (2 * len(hows) + 2)]
+    methods = list(dict.fromkeys(r["method"].split("+", 1)[0] for r in rows if "+" in r["method"]))
+    chosen_lines, losses = [], []
     for method in methods:
-        mine = {r["rerank"]: r for r in rows if r["method"].rsplit("+", 1)[0] == method}
+        mine = {(r["rerank"], r.get("rerank_paper", False)): r for r in rows
+                if r["method"].split("+", 1)[0] == method}
         first = next((r.get("first_map") for r in mine.values() if "first_map" in r), None)
         cells = [method, _fmt(first)]
-        cells += [_fmt(mine[h]["map"]) if h in mine and "map" in mine[h] else
-                  ("failed" if h in mine else "–") for h in hows]
+        for h in hows:
+            for paper in (True, False):
+                r = mine.get((h, paper))
+                cells.append(_fmt(r["map"]) if r and "map" in r else ("failed" if r else "–"))
+                if r and not paper and "map" in r and first is not None and r["map"] < first:
+                    losses.append(f"{method} {h} ({_fmt(first)} -> {_fmt(r['map'])})")
         times = [r["rerank_seconds"] for r in mine.values() if "rerank_seconds" in r]
         cells.append(f"{max(times):.2f}" if times else "–")
         lines.append("| " + " | ".join(cells) + " |")
+        auto = [f"{h}: {mine[h, False]['rerank_settings']}" for h in hows if "rerank_settings" in mine.get((h, False), {})]
+        if auto:
+            chosen_lines.append(f"- {method}: " + "; ".join(auto))
+    lines += ["", "What auto chose, and from what:", ""] + chosen_lines
+    if losses:
+        lines += ["", "Auto below the first ranking: " + ", ".join(losses) + "."]
     errors: dict[str, list[str]] = {}
     for r in rows:
         if "error" in r:
@@ -304,8 +325,9 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
         except Exception as err:
             audits[name] = {"error": f"{type(err).__name__}: {err}"}
         for method, kwargs in report_runs(ds):
-            label = method + ("+whiten" if kwargs.get("whiten") else "") + (f"+{kwargs['rerank']}"
-                                                                             if kwargs.get("rerank") else "")
+            label = (method + ("+whiten" if kwargs.get("whiten") else "")
+                     + (f"+{kwargs['rerank']}" if kwargs.get("rerank") else "")
+                     + ("(paper)" if kwargs.get("rerank_given") else ""))
             print(f"[course] {label} on {name} ...", flush=True)
             try:
                 row = evaluate_method(method, ds, progress=sys.stderr.isatty(), **kwargs)
@@ -313,6 +335,9 @@ def run_course(out: Path, datasets: list[str] | None = None, notebooks: bool = T
                 row = {"dataset": name, "method": label, "error": f"{type(err).__name__}: {err}"}
             if kwargs.get("rerank"):
                 row["rerank"] = kwargs["rerank"]
+                row["rerank_paper"] = bool(kwargs.get("rerank_given"))
+                if row["rerank_paper"] and "error" not in row:
+                    row["method"] += "(paper)"
             results.append(row)
         print(f"[course] nearest-neighbour search on {name} ...", flush=True)
         try:

@@ -43,14 +43,15 @@ from __future__ import annotations
 from .cnn import CNN_SIZE, MULTI_SCALE, crow, fc, gem, gem_finetuned, gem_ms, mac, rmac, spoc
 from .features import Retrieval, extract_global, extract_train, query_image, sift_features
 from .handcrafted import bow, bow_sv, color_hist, color_inter, fisher, gist, sift_match, sift_ransac, vlad
-from .running import RERANKINGS, evaluate_method, index_ranks, neighbour_recall, reranked, run_method, whitened
+from .running import (RERANKINGS, evaluate_method, index_ranks, neighbour_recall, rerank_settings, reranked, run_method,
+                      whitened)
 from .table import (CNN_METHODS, GLOBAL_METHODS, METHODS, PHOTO_METHODS, TABLE, WHITENED_METHODS, Method,
                     describe_methods)
 
 __all__ = ["Retrieval", "METHODS", "GLOBAL_METHODS", "describe_methods", "query_image", "extract_global",
            "extract_train", "sift_features",
            "color_hist", "color_inter", "gist", "sift_match", "sift_ransac", "bow", "bow_sv", "vlad", "fisher",
-           "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "whitened", "RERANKINGS", "reranked", "run_method",
+           "fc", "mac", "spoc", "rmac", "crow", "gem", "gem_ms", "whitened", "RERANKINGS", "reranked", "rerank_settings", "run_method",
            "index_ranks", "neighbour_recall", "evaluate_method",
            "gem_finetuned", "CNN_SIZE", "MULTI_SCALE", "Method", "TABLE", "WHITENED_METHODS", "PHOTO_METHODS",
            "CNN_METHODS"]

@@ -15,7 +15,7 @@ from ..whitening import fit_pca_whitening, fit_shrunk_whitening
 from .features import Retrieval
 from .table import GLOBAL_METHODS, METHODS
 
-__all__ = ["whitened", "RERANKINGS", "reranked", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
+__all__ = ["whitened", "RERANKINGS", "reranked", "rerank_settings", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
 
 
 def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retrieval:
@@ -43,40 +43,48 @@ def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retr
 RERANKINGS = ("aqe", "alpha_qe", "aqe_dba", "alpha_qe_dba", "diffusion")
 
 
-def reranked(result: Retrieval, how: str) -> Retrieval:
+def reranked(result: Retrieval, how: str, **settings) -> Retrieval:
     """``result`` re-ranked with its global vectors (notebook 09, :mod:`coursekit.rerank`).
 
     ``how``: ``"aqe"``, average query expansion of each query with its top
-    5 database vectors (Chum et al., ICCV 2007); ``"alpha_qe"``, the same
-    weighted by similarity cubed (Radenovic et al., TPAMI 2018);
-    ``"aqe_dba"`` and ``"alpha_qe_dba"``, the database first augmented
-    with its own 5 nearest neighbours the same way (Arandjelovic and
-    Zisserman, CVPR 2012), then the queries expanded against it;
-    ``"diffusion"``, diffusion on the database's mutual 50-NN graph (Iscen
-    et al., CVPR 2017; the graph cached on disk). The first ranking's
-    similarities are kept as ``first_stage``. After query expansion,
-    ``X_q`` (and with DBA ``X_db``) are the expanded vectors and
-    ``sims = X_q @ X_db.T``; after diffusion, ``sims`` holds the diffusion
-    scores and the vectors are those of ``result``.
+    ``n`` database vectors (Chum et al., ICCV 2007); ``"alpha_qe"``, the
+    same weighted by similarity to the power ``qe_alpha`` (Radenovic et al.,
+    TPAMI 2018); ``"aqe_dba"`` and ``"alpha_qe_dba"``, the database first
+    augmented with its own ``n`` nearest neighbours the same way
+    (Arandjelovic and Zisserman, CVPR 2012), then the queries expanded
+    against it; ``"diffusion"``, diffusion on the database's mutual
+    ``k``-NN graph from ``k_q`` query neighbours with damping ``alpha``
+    (Iscen et al., CVPR 2017; the graph cached on disk). ``settings`` not
+    given are the papers' (:data:`coursekit.rerank_choice.PAPER`: n 5,
+    qe_alpha 3, k 50, k_q 10, alpha 0.99); :func:`evaluate_method` chooses
+    them from the data. The first ranking's similarities are kept as
+    ``first_stage``. After query expansion, ``X_q`` (and with DBA ``X_db``)
+    are the expanded vectors and ``sims = X_q @ X_db.T``; after diffusion,
+    ``sims`` holds the diffusion scores and the vectors are those of
+    ``result``.
     """
     from .. import rerank
+    from ..rerank_choice import settings_of
 
     if result.X_db is None:
         raise ValueError("re-ranking uses the global vectors and this method has none; methods that have: "
                          + ", ".join(GLOBAL_METHODS))
-    if how not in RERANKINGS:
-        raise ValueError(f"unknown re-ranking {how!r}; known: {', '.join(RERANKINGS)}")
-    X_db, X_q = result.X_db, result.X_q
-    if how == "diffusion":
-        sims = rerank.diffusion(X_q, X_db)
-    else:
-        alpha = rerank.QE_ALPHA if how.startswith("alpha") else 0.0
-        if how.endswith("_dba"):
-            X_db = rerank.database_augmentation(X_db, rerank.QE_K, alpha)
-        X_q = rerank.alpha_query_expansion(X_q, X_db, rerank.QE_K, alpha)
-        sims = X_q @ X_db.T
+    sims, X_q, X_db = rerank.apply(result.X_q, result.X_db, how, **settings_of(how, **settings))
     return Retrieval(sims.astype(np.float32), X_db, X_q, cached_seconds=result.cached_seconds,
                      first_stage=result.sims, X_train=result.X_train)
+
+
+def rerank_settings(how: str, result: Retrieval, ds: Dataset, **given) -> tuple[dict, str]:
+    """The settings of re-ranking ``how`` for ``result`` on ``ds``, and how they were chosen: those ``given``
+    (not ``None``) with the papers' for the rest, or, when none is given, chosen from the data by
+    :func:`coursekit.rerank_choice.choose` (on the training split's vectors ``result.X_train`` when the
+    dataset has labelled training images, else from the database), never from the test queries."""
+    from ..rerank_choice import choose, settings_of
+
+    if any(value is not None for value in given.values()):
+        return settings_of(how, **given), "given, the papers' values for the rest"
+    labels = ds.train_labels if result.X_train is not None else None
+    return choose(how, result.X_db, result.X_train, labels)
 
 
 def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
@@ -145,7 +153,8 @@ def neighbour_recall(D_exact: np.ndarray, I: np.ndarray, ranks=(1, 10, 100), cop
 
 def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
                     index: str | None = None, M: int = 16, nbits: int = 8, nlist: int | None = None,
-                    nprobe: int = 8, seed: int = 0, rerank: str | None = None, **params) -> dict:
+                    nprobe: int = 8, seed: int = 0, rerank: str | None = None, rerank_given: dict | None = None,
+                    **params) -> dict:
     """Run a method end to end and measure it.
 
     Returns a JSON-able dict: ``dataset``, ``method``, ``n_db``,
@@ -168,11 +177,14 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     for queries that are database images, and ties).
 
     ``rerank``: one of :data:`RERANKINGS`, applied to the (whitened)
-    vectors (:func:`reranked`); the measures are then of the re-ranked
-    list, those of the first ranking are added with the prefix ``first_``,
-    and ``rerank_seconds`` is the re-ranking's own time (the graph's
-    construction included, unless it came from the cache). Not with an
-    ``index``.
+    vectors (:func:`reranked`) with the settings of :func:`rerank_settings`
+    (``rerank_given``: e.g. ``{"k": 50}``; none given: chosen from the
+    data); the measures are then of the re-ranked list, those of the first
+    ranking are added with the prefix ``first_``, ``rerank_settings`` says
+    what ran and how it was chosen, and ``rerank_seconds`` is the
+    re-ranking's own time (the graph's construction included, unless it
+    came from the cache) and ``rerank_choice_seconds`` the choice's. Not
+    with an ``index``.
     """
     from ..ann import build_index, squared_distances
 
@@ -184,9 +196,13 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
         raise ValueError(f"method {name!r} makes no global vectors, so it cannot be re-ranked by them; "
                          f"methods that can: {', '.join(GLOBAL_METHODS)}")
     start = time.perf_counter()
-    result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None, **params)
+    learn_on_train = rerank is not None and not any(v is not None for v in (rerank_given or {}).values()) \
+        and ds.train_labels is not None
+    result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None or learn_on_train,
+                        **params)
     if rerank is not None:
-        rerank_seconds, result = timed(lambda: reranked(result, rerank))
+        choice_seconds, (settings, chosen) = timed(lambda: rerank_settings(rerank, result, ds, **(rerank_given or {})))
+        rerank_seconds, result = timed(lambda: reranked(result, rerank, **settings))
     scores = evaluate(ranks_from_similarities(result.sims), ds)
     trained_on = f"(trained on {params['train_on']})" if params.get("train_on") else ""
     out = {"dataset": ds.name, "method": name + trained_on + ("+whiten" if whiten else "")
@@ -198,7 +214,9 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
         if rerank is not None:
             first = evaluate(ranks_from_similarities(result.first_stage), ds)
             out.update({f"first_{k}": round(v, 4) for k, v in first.items()})
+            out["rerank_settings"] = " ".join(f"{k}={v:g}" for k, v in settings.items()) + f" ({chosen})"
             out["rerank_seconds"] = round(rerank_seconds, 3)
+            out["rerank_choice_seconds"] = round(choice_seconds, 3)
     else:
         X_train = result.X_train if result.X_train is not None else result.X_db
         idx = build_index(index, X_train, result.X_db, M=M, nbits=nbits, nlist=nlist, nprobe=nprobe, seed=seed)

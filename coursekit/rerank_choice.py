@@ -1,0 +1,194 @@
+"""Choosing a re-ranking's settings from the data, never from the test queries' labels.
+
+Query expansion and diffusion (:mod:`coursekit.rerank`) were designed on
+landmark datasets, where a query has dozens of positives; their papers'
+settings (expand with the top 5, a 50-NN graph, 10 query neighbours)
+assume it. On a database that holds a handful of views of each object the
+same settings pull in other objects and lower mAP. What matters is how
+many images of the same thing a typical image has around it, and that can
+be learned without looking at the test queries:
+
+* **on a training split** (:func:`training_task`, :func:`choose_on_training`):
+  one image of each training object is a query, the object's other images
+  its positives, every other training image the database; each setting of
+  a small grid is run there and the best mean AP wins;
+* **from the database alone** (:func:`reciprocity`, :func:`choose_from_database`),
+  where there is no training split (UKBench, a folder, a photo index): the
+  ``k`` at which images are most often among the ``k`` nearest neighbours
+  of their own ``k`` nearest estimates how many other views ``m`` of an
+  object the database holds, and the settings follow it (``n = k_q = m``,
+  ``k = max(m, 2)``).
+
+:func:`choose` picks the first where the dataset allows it and returns the
+settings with what they were chosen from. Every function takes
+L2-normalised vectors ``(N, D) float32``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from . import rerank
+from .datasets import GroundTruth
+from .evaluation import average_precisions, ranks_from_similarities
+
+__all__ = ["PAPER", "GRID", "settings_of", "training_task", "task_map", "choose_on_training", "reciprocity",
+           "views_per_image",
+           "from_views", "choose_from_database", "choose"]
+
+# The papers' settings of each re-ranking (rerank.QE_K, QE_ALPHA; GRAPH_K, QUERY_K, ALPHA): what `--rerank X`
+# meant before settings were chosen from the data, and what explicit flags start from.
+PAPER = {
+    "aqe": {"n": rerank.QE_K},
+    "alpha_qe": {"n": rerank.QE_K, "qe_alpha": rerank.QE_ALPHA},
+    "aqe_dba": {"n": rerank.QE_K},
+    "alpha_qe_dba": {"n": rerank.QE_K, "qe_alpha": rerank.QE_ALPHA},
+    "diffusion": {"k": rerank.GRAPH_K, "k_q": rerank.QUERY_K, "alpha": rerank.ALPHA},
+}
+
+# The values tried on a training split, setting by setting (the grid is their product for each re-ranking).
+GRID = {"n": (1, 2, 3, 5, 8, 12, 20), "qe_alpha": (1.0, 3.0), "k": (3, 5, 8, 12, 20, 50), "k_q": (2, 3, 5, 10),
+        "alpha": (0.9, 0.99)}
+
+
+def settings_of(how: str, **given) -> dict:
+    """The settings of re-ranking ``how``: the paper's (:data:`PAPER`), with those ``given`` (not ``None``)
+    in their place. An unknown name is a ``ValueError`` that lists the known ones."""
+    if how not in PAPER:
+        raise ValueError(f"unknown re-ranking {how!r}; known: {', '.join(PAPER)}")
+    given = {name: value for name, value in given.items() if value is not None}
+    unknown = set(given) - set(PAPER[how])
+    if unknown:
+        raise ValueError(f"re-ranking {how!r} takes {', '.join(PAPER[how])}, not {', '.join(sorted(unknown))}")
+    return {**PAPER[how], **given}
+
+
+def training_task(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[GroundTruth]]:
+    """A retrieval task made of a labelled training split ``X (T, D)``, ``labels (T,)``: the first image of
+    each object that has at least two is a query, every other image the database, the object's other
+    images the query's positives. Returns ``(X_q (Q, D), X_db (T - Q, D), gnd)``; no image is both."""
+    labels = np.asarray(labels)
+    if len(labels) != len(X):
+        raise ValueError(f"{len(X)} training vectors but {len(labels)} labels")
+    _, first, counts = np.unique(labels, return_index=True, return_counts=True)
+    queries = np.sort(first[counts >= 2])
+    if len(queries) == 0:
+        raise ValueError("the training split has no object with two images: nothing to learn the settings on")
+    db = np.setdiff1d(np.arange(len(X)), queries)
+    gnd = [GroundTruth(np.flatnonzero(labels[db] == labels[q])) for q in queries]
+    return X[queries], X[db], gnd
+
+
+def task_map(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], how: str | None, **settings) -> float:
+    """mAP (trapezoid AP, as the course reports it) of the task's first ranking (``how=None``) or of re-ranking
+    ``how`` with ``settings``."""
+    sims = X_q @ X_db.T if how is None else rerank.apply(X_q, X_db, how, **settings)[0]
+    return float(np.nanmean(average_precisions(ranks_from_similarities(sims), gnd, kind="trapezoid")))
+
+
+def choose_on_training(X_train: np.ndarray, labels: np.ndarray, how: str) -> tuple[dict, list[tuple[dict, float]]]:
+    """The settings of ``how`` with the best mAP on :func:`training_task` over :data:`GRID`, and every
+    ``(settings, mAP)`` tried, in the grid's order (ties go to the first, the smaller values)."""
+    X_q, X_db, gnd = training_task(X_train, labels)
+    names = list(PAPER[how])
+    tried = []
+    for values in itertools.product(*(GRID[name] for name in names)):
+        settings = dict(zip(names, values))
+        if min(settings.get("n", 1), settings.get("k", 1), settings.get("k_q", 1)) >= len(X_db):
+            continue
+        tried.append((settings, task_map(X_q, X_db, gnd, how, **settings)))
+    best = max(range(len(tried)), key=lambda i: (tried[i][1], -i))
+    return tried[best][0], tried
+
+
+def reciprocity(X_db: np.ndarray, max_k: int = 50, chunk: int = 1024) -> np.ndarray:
+    """``rho (max_k,) float64``: ``rho[k - 1]`` is the mean share of an image's ``k`` nearest database
+    neighbours that have the image among their own ``k`` nearest (its *k-reciprocal* neighbours, Qin,
+    Gammeter, Bossard, Quack and Van Gool, "Hello neighbor", CVPR 2011).
+
+    If every object has ``m + 1`` views in the database and views of one
+    object are nearer to each other than to anything else, ``rho`` peaks at
+    ``k = m``: there, an image's ``k`` nearest are its object's other
+    views, and each has the image in its own ``k`` nearest; below ``m`` the
+    views compete for too few places, above it the extra neighbours are
+    other objects, which list their own views first. ``X_db (N, D)
+    float32``, L2-normalised; memory ``chunk x max_k^2``.
+    """
+    X_db = np.asarray(X_db, np.float32)
+    N, k = len(X_db), min(max_k, len(X_db) - 1)
+    if k < 2:
+        raise ValueError(f"{N} database vectors: too few to estimate how many views of an object there are")
+    _, ids = rerank.nearest(X_db, X_db, k + 1)
+    others = ids != np.arange(N)[:, None]                            # drop each vector's own entry
+    ids = ids[others & (np.cumsum(others, axis=1) <= k)].reshape(N, k)     # (N, k): rank t + 1 in row i
+    need = np.empty((N, k), np.int64)    # the smallest k' at which the pair (i, ids[i, t]) is k'-reciprocal
+    for s in range(0, N, chunk):
+        rows = np.arange(s, min(s + chunk, N))
+        hit = ids[ids[rows]] == rows[:, None, None]                  # (n, k, k): is i in its neighbour's list?
+        back = np.where(hit.any(axis=2), hit.argmax(axis=2) + 1, k + 1)     # i's rank in each neighbour's list
+        need[rows] = np.maximum(np.arange(1, k + 1)[None], back)
+    # loop form: rho[k' - 1] = mean over i of #{t : need[i, t] <= k'} / k'
+    counts = np.cumsum(np.bincount(need.ravel(), minlength=k + 2))[1:k + 1]
+    return counts / (N * np.arange(1, k + 1))
+
+
+def views_per_image(X_db: np.ndarray, max_k: int = 50) -> int:
+    """How many other views of its object a database image has, estimated from the vectors alone: the
+    ``k`` at which :func:`reciprocity` peaks (the smallest, on a tie)."""
+    return int(np.argmax(reciprocity(X_db, max_k))) + 1
+
+
+def from_views(how: str, m: int) -> dict:
+    """The settings of ``how`` for a database with ``m`` other views per image: expand with ``n = m``,
+    diffuse from ``k_q = m`` neighbours on a graph of ``k = max(m, 2)``; the exponents and the damping
+    are the papers' (:data:`PAPER`)."""
+    m = max(int(m), 1)
+    size = {"n": m, "k": max(m, 2), "k_q": m}
+    return {name: size.get(name, value) for name, value in PAPER[how].items()}
+
+
+def choose_from_database(X_db: np.ndarray, how: str) -> tuple[dict, int]:
+    """The settings of ``how`` from the database alone: :func:`from_views` of :func:`views_per_image`;
+    returns them and that number of views."""
+    m = views_per_image(X_db)
+    return from_views(how, m), m
+
+
+def choose(how: str, X_db: np.ndarray, X_train: np.ndarray | None = None, train_labels: np.ndarray | None = None
+           ) -> tuple[dict, str]:
+    """The settings of re-ranking ``how`` for a database ``X_db``, and a line that says how they were chosen:
+    on the training split when ``X_train`` and ``train_labels`` are given (:func:`choose_on_training`),
+    else from the database (:func:`choose_from_database`). The test queries are never an argument.
+    Cached on disk, keyed by the vectors, the labels, :data:`GRID` and ``how``."""
+    from .cache import array_digest, cached_arrays
+
+    on_training = X_train is not None and train_labels is not None
+    key = {"method": "rerank-choice", "how": how, "grid": {k: list(v) for k, v in GRID.items()}, "version": 1,
+           **({"X_train": array_digest(np.asarray(X_train, np.float32)),
+               "labels": array_digest(np.asarray(train_labels, np.int64))} if on_training
+              else {"X_db": array_digest(np.asarray(X_db, np.float32))})}
+
+    def compute() -> dict[str, np.ndarray]:
+        if on_training:
+            settings, tried = choose_on_training(X_train, train_labels, how)
+            found = {"n_tried": len(tried), "best": max(score for _, score in tried)}
+        else:
+            settings, m = choose_from_database(X_db, how)
+            found = {"m": m}
+        return {**{f"setting_{k}": np.float64(v) for k, v in settings.items()},
+                **{k: np.float64(v) for k, v in found.items()}}
+
+    arrays, _ = cached_arrays("rerank-choice", key, compute)
+    settings = {k: _as_setting(k, arrays[f"setting_{k}"]) for k in PAPER[how]}
+    if on_training:
+        return settings, (f"chosen on the training split: {int(arrays['n_tried'])} settings tried, "
+                          f"best mAP {float(arrays['best']):.3f}")
+    return settings, (f"chosen from the database: {int(arrays['m'])} other views per image "
+                      "(where k-reciprocal neighbours peak)")
+
+
+def _as_setting(name: str, value) -> int | float:
+    """A setting read back from the cache: the counts as ``int``, the exponents and the damping as ``float``."""
+    return int(value) if name in ("n", "k", "k_q") else float(value)
