@@ -404,10 +404,14 @@ def apply(X_q: np.ndarray, X_db: np.ndarray, how: str, n: int = QE_K, qe_alpha: 
     settings). After expansion ``sims = X_q @ X_db.T`` with the expanded
     vectors returned; after diffusion the vectors are returned unchanged.
     The defaults are the papers'; :mod:`coursekit.rerank_choice` chooses
-    them from the data.
+    them from the data. ``n = 0`` (expansion) or ``k_q = 0`` (diffusion)
+    re-ranks nothing: the first ranking, what the choice picks where
+    re-ranking does not help.
     """
     X_db = _vectors(X_db, "X_db")
     X_q = _vectors(X_q, "X_q", X_db.shape[1])
+    if (k_q if how == "diffusion" else n) == 0:
+        return (X_q @ X_db.T).astype(np.float32), X_q, X_db
     if how == "diffusion":
         A = None if cache_graph else knn_affinity(X_db, k)
         return diffusion(X_q, X_db, k=k, k_q=k_q, alpha=alpha, A=A), X_q, X_db

@@ -17,7 +17,7 @@ be learned without looking at the test queries:
   ``k`` at which images are most often among the ``k`` nearest neighbours
   of their own ``k`` nearest estimates how many other views ``m`` of an
   object the database holds, and the settings follow it (``n = k_q = m``,
-  ``k = max(m, 2)``).
+  ``k = max(m, 2)``; no re-ranking where the curve has no peak).
 
 :func:`choose` picks the first where the dataset allows it and returns the
 settings with what they were chosen from. Every function takes
@@ -49,8 +49,9 @@ PAPER = {
 }
 
 # The values tried on a training split, setting by setting (the grid is their product for each re-ranking).
-GRID = {"n": (1, 2, 3, 5, 8, 12, 20), "qe_alpha": (1.0, 3.0), "k": (3, 5, 8, 12, 20, 50), "k_q": (2, 3, 5, 10),
-        "alpha": (0.9, 0.99)}
+# n = 0 and k_q = 0 re-rank nothing (rerank.apply): the first ranking is always among the candidates.
+GRID = {"n": (0, 1, 2, 3, 5, 8, 12, 20), "qe_alpha": (1.0, 3.0), "k": (3, 5, 8, 12, 20, 50),
+        "k_q": (0, 2, 3, 5, 10), "alpha": (0.9, 0.99)}
 
 
 def settings_of(how: str, **given) -> dict:
@@ -96,7 +97,10 @@ def choose_on_training(X_train: np.ndarray, labels: np.ndarray, how: str) -> tup
     tried = []
     for values in itertools.product(*(GRID[name] for name in names)):
         settings = dict(zip(names, values))
-        if min(settings.get("n", 1), settings.get("k", 1), settings.get("k_q", 1)) >= len(X_db):
+        if max(settings.get("n", 1), settings.get("k", 1), settings.get("k_q", 1)) >= len(X_db):
+            continue
+        if (settings.get("n") == 0 or settings.get("k_q") == 0) and any(   # nothing re-ranked: once is enough
+                s.get("n") == 0 or s.get("k_q") == 0 for s, _ in tried):
             continue
         tried.append((settings, task_map(X_q, X_db, gnd, how, **settings)))
     best = max(range(len(tried)), key=lambda i: (tried[i][1], -i))
@@ -136,15 +140,19 @@ def reciprocity(X_db: np.ndarray, max_k: int = 50, chunk: int = 1024) -> np.ndar
 
 def views_per_image(X_db: np.ndarray, max_k: int = 50) -> int:
     """How many other views of its object a database image has, estimated from the vectors alone: the
-    ``k`` at which :func:`reciprocity` peaks (the smallest, on a tie)."""
-    return int(np.argmax(reciprocity(X_db, max_k))) + 1
+    ``k`` at which :func:`reciprocity` peaks (the smallest, on a tie), or 0 where it has no peak below
+    ``max_k`` and keeps rising, as on a database of one image per object, where every neighbour is
+    another object and more of them are shared the more are counted."""
+    rho = reciprocity(X_db, max_k)
+    k = int(np.argmax(rho)) + 1
+    return 0 if k == len(rho) else k
 
 
 def from_views(how: str, m: int) -> dict:
     """The settings of ``how`` for a database with ``m`` other views per image: expand with ``n = m``,
     diffuse from ``k_q = m`` neighbours on a graph of ``k = max(m, 2)``; the exponents and the damping
-    are the papers' (:data:`PAPER`)."""
-    m = max(int(m), 1)
+    are the papers' (:data:`PAPER`). ``m = 0`` re-ranks nothing (``n = k_q = 0``)."""
+    m = max(int(m), 0)
     size = {"n": m, "k": max(m, 2), "k_q": m}
     return {name: size.get(name, value) for name, value in PAPER[how].items()}
 

@@ -70,9 +70,24 @@ def test_views_per_image_finds_the_group_size(per_object):
         rc.views_per_image(X[:2])
 
 
+def test_one_view_per_object_has_no_peak_and_re_ranks_nothing():
+    """A database of distinct objects (SMVS: one scan per cover): reciprocity keeps rising, no views are
+    found, and the settings leave the first ranking as it is."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 32)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    rho = rc.reciprocity(X)
+    assert np.argmax(rho) == len(rho) - 1 and rc.views_per_image(X) == 0
+    for how in rc.PAPER:
+        settings = rc.from_views(how, 0)
+        sims, X_q, X_db = rerank.apply(X[:5], X, how, **settings)
+        np.testing.assert_allclose(sims, X[:5] @ X.T, atol=1e-6)
+
+
 def test_from_views_sets_the_sizes_and_keeps_the_papers_exponents():
     assert rc.from_views("diffusion", 4) == {"k": 4, "k_q": 4, "alpha": rerank.ALPHA}
     assert rc.from_views("diffusion", 1) == {"k": 2, "k_q": 1, "alpha": rerank.ALPHA}
+    assert rc.from_views("diffusion", 0) == {"k": 2, "k_q": 0, "alpha": rerank.ALPHA}
     assert rc.from_views("alpha_qe", 3) == {"n": 3, "qe_alpha": rerank.QE_ALPHA}
 
 
@@ -89,11 +104,14 @@ def test_choose_on_training_returns_the_grid_best(synthetic):
     ds, result = synthetic
     settings, tried = rc.choose_on_training(result.X_train, ds.train_labels, "aqe")
     assert [s for s, _ in tried] == [{"n": n} for n in rc.GRID["n"]]
+    assert tried[0] == ({"n": 0}, rc.task_map(*rc.training_task(result.X_train, ds.train_labels), None))  # as is
     best = max(score for _, score in tried)
     assert [score for s, score in tried if s == settings] == [best]
     # the task's own mAP, recomputed by hand for the chosen n
     X_q, X_db, gnd = rc.training_task(result.X_train, ds.train_labels)
     assert rc.task_map(X_q, X_db, gnd, "aqe", **settings) == pytest.approx(best)
+    _, tried = rc.choose_on_training(result.X_train, ds.train_labels, "diffusion")
+    assert sum(s["k_q"] == 0 for s, _ in tried) == 1            # the first ranking, tried once
 
 
 @pytest.mark.parametrize("how", ["aqe", "alpha_qe_dba", "diffusion"])
