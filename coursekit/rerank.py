@@ -390,7 +390,7 @@ def diffusion(X_q: np.ndarray, X_db: np.ndarray, k: int = GRAPH_K, k_q: int = QU
 
 
 def apply(X_q: np.ndarray, X_db: np.ndarray, how: str, n: int = QE_K, qe_alpha: float = QE_ALPHA, k: int = GRAPH_K,
-          k_q: int = QUERY_K, alpha: float = ALPHA, cache_graph: bool = True
+          k_q: int = QUERY_K, alpha: float = ALPHA, cache_graph: bool = True, A: sp.spmatrix | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Re-ranking ``how`` with its settings: ``(sims (Q, N), X_q, X_db)``, all ``float32``.
 
@@ -401,7 +401,7 @@ def apply(X_q: np.ndarray, X_db: np.ndarray, how: str, n: int = QE_K, qe_alpha: 
     ``"diffusion"``: :func:`diffusion` on a ``k``-NN graph from ``k_q``
     query neighbours, damping ``alpha`` (the graph cached on disk unless
     ``cache_graph`` is false, as for the many small graphs of a search over
-    settings). After expansion ``sims = X_q @ X_db.T`` with the expanded
+    settings; or given as ``A``, :func:`knn_affinity` of ``X_db`` with ``k``). After expansion ``sims = X_q @ X_db.T`` with the expanded
     vectors returned; after diffusion the vectors are returned unchanged.
     The defaults are the papers'; :mod:`coursekit.rerank_choice` chooses
     them from the data. ``n = 0`` (expansion) or ``k_q = 0`` (diffusion)
@@ -413,7 +413,8 @@ def apply(X_q: np.ndarray, X_db: np.ndarray, how: str, n: int = QE_K, qe_alpha: 
     if (k_q if how == "diffusion" else n) == 0:
         return (X_q @ X_db.T).astype(np.float32), X_q, X_db
     if how == "diffusion":
-        A = None if cache_graph else knn_affinity(X_db, k)
+        if A is None and not cache_graph:
+            A = knn_affinity(X_db, k)
         return diffusion(X_q, X_db, k=k, k_q=k_q, alpha=alpha, A=A), X_q, X_db
     if how not in ("aqe", "alpha_qe", "aqe_dba", "alpha_qe_dba"):
         raise ValueError(f"unknown re-ranking {how!r}; known: aqe, alpha_qe, aqe_dba, alpha_qe_dba, diffusion")

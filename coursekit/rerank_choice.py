@@ -82,10 +82,11 @@ def training_task(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     return X[queries], X[db], gnd
 
 
-def task_map(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], how: str | None, **settings) -> float:
+def task_map(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], how: str | None, A=None,
+             **settings) -> float:
     """mAP (trapezoid AP, as the course reports it) of the task's first ranking (``how=None``) or of re-ranking
-    ``how`` with ``settings``."""
-    sims = X_q @ X_db.T if how is None else rerank.apply(X_q, X_db, how, **settings)[0]
+    ``how`` with ``settings`` (diffusion: on the graph ``A`` when given, else one built for ``k``, not cached)."""
+    sims = X_q @ X_db.T if how is None else rerank.apply(X_q, X_db, how, cache_graph=False, A=A, **settings)[0]
     return float(np.nanmean(average_precisions(ranks_from_similarities(sims), gnd, kind="trapezoid")))
 
 
@@ -94,6 +95,7 @@ def choose_on_training(X_train: np.ndarray, labels: np.ndarray, how: str) -> tup
     ``(settings, mAP)`` tried, in the grid's order (ties go to the first, the smaller values)."""
     X_q, X_db, gnd = training_task(X_train, labels)
     names = list(PAPER[how])
+    graphs = {k: rerank.knn_affinity(X_db, k) for k in GRID["k"] if k < len(X_db)} if how == "diffusion" else {}
     tried = []
     for values in itertools.product(*(GRID[name] for name in names)):
         settings = dict(zip(names, values))
@@ -102,7 +104,7 @@ def choose_on_training(X_train: np.ndarray, labels: np.ndarray, how: str) -> tup
         if (settings.get("n") == 0 or settings.get("k_q") == 0) and any(   # nothing re-ranked: once is enough
                 s.get("n") == 0 or s.get("k_q") == 0 for s, _ in tried):
             continue
-        tried.append((settings, task_map(X_q, X_db, gnd, how, **settings)))
+        tried.append((settings, task_map(X_q, X_db, gnd, how, A=graphs.get(settings.get("k")), **settings)))
     best = max(range(len(tried)), key=lambda i: (tried[i][1], -i))
     return tried[best][0], tried
 
