@@ -308,7 +308,6 @@ def search(index: PhotoIndex, image, k: int = 10, rerank: str | None = None, wei
     index's vectors as the database (notebook 09), with the settings ``rerank_given`` and the papers' for the
     others (:data:`coursekit.rerank_choice.PAPER`)."""
     from .methods import RERANKINGS, Retrieval, reranked
-    from .rerank_choice import settings_of
 
     if len(index) == 0:
         raise PhotoIndexError(f"{path_for_messages or 'the index'} holds no photos (all were pruned): add some with "
@@ -324,8 +323,7 @@ def search(index: PhotoIndex, image, k: int = 10, rerank: str | None = None, wei
     if rerank:
         if rerank not in RERANKINGS:
             raise ValueError(f"unknown re-ranking {rerank!r}; known: {', '.join(RERANKINGS)}")
-        settings = settings_of(rerank, **(rerank_given or {}))
-        s = reranked(Retrieval(q @ index.vectors.T, index.vectors, q), rerank, **settings).sims[0]
+        s = reranked(Retrieval(q @ index.vectors.T, index.vectors, q), rerank, **(rerank_given or {})).sims[0]
         ids = np.lexsort((np.arange(len(s)), -s))[:k]
         scores = s[ids]
     else:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..datasets import Dataset
 from ..evaluation import evaluate, ranks_from_similarities
+from ..rerank_choice import PAPER
 from ..timing import timed
 from ..whitening import fit_pca_whitening, fit_shrunk_whitening
 from .features import Retrieval
@@ -40,7 +41,7 @@ def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retr
                      X_train=W.apply(result.X_train))
 
 
-RERANKINGS = ("aqe", "alpha_qe", "aqe_dba", "alpha_qe_dba", "diffusion")
+RERANKINGS = tuple(PAPER)     # aqe, alpha_qe, aqe_dba, alpha_qe_dba, diffusion: the names rerank_choice sets
 
 
 def reranked(result: Retrieval, how: str, **settings) -> Retrieval:
@@ -196,12 +197,12 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
         raise ValueError(f"method {name!r} makes no global vectors, so it cannot be re-ranked by them; "
                          f"methods that can: {', '.join(GLOBAL_METHODS)}")
     start = time.perf_counter()
-    learn_on_train = rerank is not None and not any(v is not None for v in (rerank_given or {}).values()) \
-        and ds.train_labels is not None
+    given = {k: v for k, v in (rerank_given or {}).items() if v is not None}
+    learn_on_train = rerank is not None and not given and ds.train_labels is not None
     result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None or learn_on_train,
                         **params)
     if rerank is not None:
-        choice_seconds, (settings, chosen) = timed(lambda: rerank_settings(rerank, result, ds, **(rerank_given or {})))
+        choice_seconds, (settings, chosen) = timed(lambda: rerank_settings(rerank, result, ds, **given))
         rerank_seconds, result = timed(lambda: reranked(result, rerank, **settings))
     scores = evaluate(ranks_from_similarities(result.sims), ds)
     trained_on = f"(trained on {params['train_on']})" if params.get("train_on") else ""
