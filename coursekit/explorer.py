@@ -36,7 +36,7 @@ from .cache import cache_root
 from .datasets import Dataset, load_dataset, present_datasets
 from .evaluation import average_precisions, pr_curve, ranks_from_similarities
 from .images import load_image
-from .methods import GLOBAL_METHODS, METHODS, RERANKINGS, reranked, run_method
+from .methods import GLOBAL_METHODS, METHODS, RERANKINGS, rerank_settings, reranked, run_method
 
 __all__ = ["Explorer", "ExplorerResult", "usable_methods", "query_scores", "query_curve"]
 
@@ -212,6 +212,9 @@ class Explorer:
         #: ``methods``: runs of a method; ``reranks``: re-rankings computed; ``from_memory``: updates
         #: served from memory; ``updates``: all updates.
         self.computed = {"methods": 0, "reranks": 0, "from_memory": 0, "updates": 0}
+        #: ``(dataset, method, rerank) -> str``: each re-ranking's settings, chosen from the data as ``evaluate``
+        #: chooses them (:func:`coursekit.methods.rerank_settings`), and from what
+        self.settings: dict[tuple, str] = {}
         self.result: ExplorerResult | None = None
         self._busy = True
         self._page = 0
@@ -378,7 +381,12 @@ class Explorer:
             sims = result.sims
         else:
             self._status(f"re-ranking <b>{escape(method)}</b> with <b>{escape(how)}</b>…")
-            sims = reranked(result, how).sims
+            if result.X_train is None and ds.train and ds.train_labels is not None and method in GLOBAL_METHODS:
+                result = self._retrievals[base] = run_method(method, ds, progress=self._progress, with_train=True,
+                                                             **usable_methods(ds)[method])   # to choose on
+            settings, chosen = rerank_settings(how, result, ds)        # as evaluate: never the test queries
+            sims = reranked(result, how, **settings).sims
+            self.settings[key] = " ".join(f"{k}={v:g}" for k, v in settings.items()) + f" ({chosen})"
             self.computed["reranks"] += 1
         self._sims[key] = sims
         self._aps[key] = query_scores(sims, ds)
@@ -407,7 +415,9 @@ class Explorer:
         self._page = state["query"] // PAGE
         self._show_thumbs()
         title = f"{ds.name}, {state['method']}" + (f" + {state['rerank']}" if state["rerank"] else "")
-        self._status(f"{escape(title)}: mAP {self.result.map:.3f}; query {state['query']}: AP {self.result.ap:.3f}")
+        chosen = self.settings.get(key)
+        self._status(f"{escape(title)}: mAP {self.result.map:.3f}; query {state['query']}: AP {self.result.ap:.3f}"
+                     + (f"<br>{escape(state['rerank'])}: {escape(chosen)}" if chosen else ""))
         if self._draw:
             self._draw_figure(ds, title)
         return self.result

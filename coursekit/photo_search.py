@@ -300,13 +300,28 @@ def add_to_index(index: PhotoIndex, folder=None, prune: bool = False, weights=No
                  "missing": missing, "skipped": skipped}
 
 
+def rerank_settings(index: PhotoIndex, how: str, given: dict | None = None) -> tuple[dict, str]:
+    """The settings of re-ranking ``how`` on ``index``, and how they were chosen: those ``given`` (not ``None``)
+    with the papers' for the rest, or, when none is given, chosen from the index's vectors alone
+    (:func:`coursekit.rerank_choice.choose`: a photo index has no labels; cached by the vectors' digest)."""
+    from .rerank_choice import choose, settings_of
+
+    given = {name: value for name, value in (given or {}).items() if value is not None}
+    if given:
+        return settings_of(how, **given), "given, the papers' values for the rest"
+    if len(index) < 3:
+        return settings_of(how), f"the papers' ({len(index)} photos: too few to choose from)"
+    return choose(how, index.vectors)
+
+
 def search(index: PhotoIndex, image, k: int = 10, rerank: str | None = None, weights=None,
            path_for_messages=None, rerank_given: dict | None = None) -> list[dict]:
     """The ``k`` photos of ``index`` nearest to the photo ``image`` (a path, or an ``(H, W, 3) uint8`` array, e.g.
     a query cropped to its box): a list of ``{"rank", "path",
     "score", "missing"}``, best first. ``rerank``: one of :data:`coursekit.methods.RERANKINGS`, applied with the
-    index's vectors as the database (notebook 09), with the settings ``rerank_given`` and the papers' for the
-    others (:data:`coursekit.rerank_choice.PAPER`)."""
+    index's vectors as the database (notebook 09), with the settings :func:`rerank_settings` gives:
+    ``rerank_given`` (the papers' for the others, :data:`coursekit.rerank_choice.PAPER`) or, without any,
+    chosen from the index's vectors."""
     from .methods import RERANKINGS, Retrieval, reranked
 
     if len(index) == 0:
@@ -323,7 +338,8 @@ def search(index: PhotoIndex, image, k: int = 10, rerank: str | None = None, wei
     if rerank:
         if rerank not in RERANKINGS:
             raise ValueError(f"unknown re-ranking {rerank!r}; known: {', '.join(RERANKINGS)}")
-        s = reranked(Retrieval(q @ index.vectors.T, index.vectors, q), rerank, **(rerank_given or {})).sims[0]
+        settings, _ = rerank_settings(index, rerank, rerank_given)
+        s = reranked(Retrieval(q @ index.vectors.T, index.vectors, q), rerank, **settings).sims[0]
         ids = np.lexsort((np.arange(len(s)), -s))[:k]
         scores = s[ids]
     else:

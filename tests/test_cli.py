@@ -339,3 +339,26 @@ def test_evaluate_reads_a_folder_with_a_non_utf8_file_name(tmp_path, capsys, mon
     assert main(["evaluate", "--dataset", "folder", "--root", str(tmp_path / "photos"), "--method", "color_hist",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_db"] == 4
+
+
+def test_report_says_why_auto_loses():
+    """A re-ranking chosen by auto that ends below the first ranking is listed, with the dataset's numbers
+    that explain it (its views per object, read from its labels) and the training task's own mAPs."""
+    from coursekit.course.report import _rerank_lines, views_shape
+    from coursekit.datasets import Dataset, GroundTruth
+
+    ds = Dataset(name="toy", root=".", db=[f"{i}.jpg" for i in range(10)], queries=["a.jpg", "b.jpg"],
+                 gnd=[GroundTruth(np.array([0, 1, 2])), GroundTruth(np.array([3]))],
+                 train=[f"t{i}.jpg" for i in range(6)], train_labels=np.array([0, 0, 0, 1, 1, 2]))
+    shape = views_shape(ds)
+    assert shape == {"positives_per_query": 2.0, "distractors": pytest.approx(0.6), "train_views": 2.0}
+    chosen = "n=3 (chosen on the training split: 8 settings tried, best mAP 0.338, 0.288 not re-ranked)"
+    rows = [{"method": "gem+aqe", "rerank": "aqe", "rerank_paper": False, "map": 0.55, "first_map": 0.59,
+             "rerank_settings": chosen, "rerank_seconds": 0.01},
+            {"method": "gem+aqe(paper)", "rerank": "aqe", "rerank_paper": True, "map": 0.52, "first_map": 0.59,
+             "rerank_seconds": 0.01}]
+    text = "\n".join(_rerank_lines("toy", rows, shape))
+    assert "Auto below the first ranking: gem aqe (0.590 -> 0.550)." in text
+    assert "each training object has 2.0 images" in text and "2.0 positives on average and 60%" in text
+    rows[0]["map"] = 0.60                                         # no loss: no explanation
+    assert "Why:" not in "\n".join(_rerank_lines("toy", rows, shape))

@@ -11,7 +11,7 @@ from coursekit import explorer as explorer_module
 from coursekit.datasets import load_dataset
 from coursekit.evaluation import average_precisions, evaluate, ranks_from_similarities
 from coursekit.explorer import Explorer, usable_methods
-from coursekit.methods import reranked, run_method
+from coursekit.methods import rerank_settings, reranked, run_method
 
 
 @pytest.fixture(scope="module")
@@ -97,20 +97,25 @@ def test_kinds_and_curve_agree_with_the_ground_truth(ds, gem):
     first = expected.index("positive")                # on the curve, junk removed: recall 1 / n_pos there
     assert ex.result.recall[first - expected[:first].count("junk")] == pytest.approx(1 / n_pos)
 
-def test_rerank_gives_the_map_of_reranked(ds, gem):
+def test_rerank_gives_the_map_of_reranked_with_the_settings_evaluate_chooses(ds, gem):
     ex = make(method="gem")
     plain = ex.result.map
     ex.rerank.value = "aqe"
-    expected = evaluate(ranks_from_similarities(reranked(gem, "aqe").sims), ds)["map"]
+    trained = run_method("gem", ds, progress=False, with_train=True)
+    settings, chosen = rerank_settings("aqe", trained, ds)          # on the training split, as evaluate does
+    assert "chosen on the training split" in chosen
+    again = reranked(trained, "aqe", **settings).sims
+    expected = evaluate(ranks_from_similarities(again), ds)["map"]
     assert ex.state["rerank"] == "aqe"
     assert ex.result.map == expected and ex.result.map != plain
+    assert ex.settings["embedded", "gem", "aqe"].endswith(f"({chosen})") and chosen in ex.message.value
     assert ex.result.computed["methods"] == 1 and ex.result.computed["reranks"] == 1
     ex.rerank.value = "none"                           # both kept in memory: nothing recomputed
     assert ex.result.map == plain
     ex.rerank.value = "aqe"
     ex.query.value = 3
     assert ex.result.computed["reranks"] == 1 and ex.result.computed["methods"] == 1
-    aps = average_precisions(ranks_from_similarities(reranked(gem, "aqe").sims), ds.gnd, kind="trapezoid")
+    aps = average_precisions(ranks_from_similarities(again), ds.gnd, kind="trapezoid")
     assert ex.result.ap == aps[3]
 
 

@@ -169,21 +169,28 @@ def test_search_finds_the_photo_itself_and_marks_a_photo_gone_from_disk(built, p
 
 def test_search_re_ranks_with_the_index_vectors(built, photos):
     plain = ps.search(built, photos / "p3.jpg", k=8)
-    expanded = ps.search(built, photos / "p3.jpg", k=8, rerank="aqe")
+    expanded = ps.search(built, photos / "p3.jpg", k=8, rerank="aqe", rerank_given={"n": 2})
     assert sorted(r["path"] for r in plain) == sorted(r["path"] for r in expanded)   # all 8, re-scored
     assert [r["score"] for r in plain] != [r["score"] for r in expanded]
     with pytest.raises(ValueError, match="unknown re-ranking"):
         ps.search(built, photos / "p3.jpg", rerank="magic")
 
 
-def test_search_re_ranking_settings_are_given_or_the_papers(built, photos):
+def test_search_re_ranking_settings_are_chosen_from_the_index_or_given(built, photos):
+    """By default the settings are chosen from the index's vectors (a folder has no labels): here 8 photos of
+    8 objects, where k-reciprocal neighbours show no groups of views, so nothing is re-ranked; given
+    settings (the papers' with --rerank-paper) are used as they are."""
     from coursekit import rerank_choice as rc
 
-    paper = ps.search(built, photos / "p3.jpg", k=8, rerank="aqe")
-    given = ps.search(built, photos / "p3.jpg", k=8, rerank="aqe", rerank_given=rc.PAPER["aqe"])
-    assert [r["score"] for r in paper] == [r["score"] for r in given]
-    assert [r["score"] for r in ps.search(built, photos / "p3.jpg", k=8, rerank="aqe", rerank_given={"n": 2})] != \
-        [r["score"] for r in paper]
+    settings, chosen = ps.rerank_settings(built, "aqe")
+    assert (settings, chosen) == rc.choose("aqe", built.vectors) and "chosen from the database" in chosen
+    assert settings == {"n": 0}                                    # no groups: the first ranking
+    auto = ps.search(built, photos / "p3.jpg", k=8, rerank="aqe")
+    assert [r["score"] for r in auto] == [r["score"] for r in ps.search(built, photos / "p3.jpg", k=8)]
+    paper = ps.search(built, photos / "p3.jpg", k=8, rerank="aqe", rerank_given=rc.PAPER["aqe"])
+    assert [r["score"] for r in paper] != [r["score"] for r in auto]
+    assert ps.rerank_settings(built, "aqe", {"n": 2, "qe_alpha": None}) == ({"n": 2}, "given, the papers' values "
+                                                                                      "for the rest")
     with pytest.raises(ValueError, match="takes n, not k"):
         ps.search(built, photos / "p3.jpg", rerank="aqe", rerank_given={"k": 3})
 
@@ -229,6 +236,10 @@ def test_the_command_line_builds_adds_and_searches(photos, tmp_path, capsys, db_
     assert main(["search", str(idx), str(photos / "trip" / "late.jpg"), "--k", "3", "--html", str(html)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[0] == "1" and lines[0].endswith("late.jpg") and html.exists()
+    assert main(["search", str(idx), str(photos / "p1.jpg"), "--k", "3", "--rerank", "alpha_qe"]) == 0
+    assert capsys.readouterr().out.startswith("re-ranking alpha_qe: n=0 qe_alpha=3 (chosen from the database: 0 other")
+    assert main(["search", str(idx), str(photos / "p1.jpg"), "--k", "3", "--rerank", "aqe", "--rerank-paper"]) == 0
+    assert capsys.readouterr().out.startswith("re-ranking aqe: n=5 (given, the papers' values for the rest)")
     assert main(["search", str(tmp_path / "none.npz"), str(photos / "p1.jpg")]) == 2
     assert "no such index file" in capsys.readouterr().err
     assert main(["index", "build", str(tmp_path / "empty"), "--out", str(tmp_path / "e.npz")]) == 2

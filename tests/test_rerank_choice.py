@@ -114,6 +114,19 @@ def test_choose_on_training_returns_the_grid_best(synthetic):
     assert sum(s["k_q"] == 0 for s, _ in tried) == 1            # the first ranking, tried once
 
 
+@pytest.mark.parametrize("how", list(rc.PAPER))
+def test_the_shared_grid_equals_each_setting_run_alone(synthetic, how):
+    """choose_on_training shares its searches and solves across the grid; every mAP it reports equals the
+    re-ranking run on its own with those settings (rerank.apply through task_map)."""
+    ds, result = synthetic
+    X_q, X_db, gnd = rc.training_task(result.X_train, ds.train_labels)
+    _, tried = rc.choose_on_training(result.X_train, ds.train_labels, how)
+    assert [s for s, _ in tried] == rc.grid_of(how, len(X_db))
+    alone = [rc.task_map(X_q, X_db, gnd, how, **s) for s, _ in tried]
+    np.testing.assert_allclose([score for _, score in tried], alone, atol=1e-6)
+    assert len(set(np.round(alone, 6))) > 3          # the grid's settings do differ on this data
+
+
 @pytest.mark.parametrize("how", ["aqe", "alpha_qe_dba", "diffusion"])
 def test_auto_never_reads_the_test_queries_labels(synthetic, monkeypatch, tmp_path, how):
     """The same settings whatever the test queries' ground truth says: scrambled, or emptied."""
