@@ -17,7 +17,7 @@ be learned without looking at the test queries:
   ``k`` at which images are most often among the ``k`` nearest neighbours
   of their own ``k`` nearest estimates how many other views ``m`` of an
   object the database holds, and the settings follow it (``n = k_q = m``,
-  ``k = max(m, 2)``; no re-ranking where the curve has no peak).
+  ``k = m + 1``; no re-ranking where the curve has no peak).
 
 :func:`choose` picks the first where the dataset allows it and returns the
 settings with what they were chosen from. Every function takes
@@ -34,7 +34,7 @@ from . import rerank
 from .datasets import GroundTruth
 from .evaluation import average_precisions, ranks_from_similarities
 
-__all__ = ["PAPER", "GRID", "settings_of", "training_task", "task_map", "grid_of", "choose_on_training", "reciprocity",
+__all__ = ["PAPER", "GRID", "FROM_VIEWS", "settings_of", "training_task", "task_map", "grid_of", "choose_on_training", "reciprocity",
            "views_per_image",
            "from_views", "choose_from_database", "choose"]
 
@@ -229,13 +229,21 @@ def views_per_image(X_db: np.ndarray, max_k: int = 50) -> int:
     return 0 if k == len(rho) else k
 
 
+# The exponent and the damping used with settings read from the database: what the training splits chose for
+# every re-ranking of GeM on both datasets that have one (embedded and COIL-100; see notebook 09): a weaker
+# weighting and less spreading than the papers' (3 and 0.99), for databases with a few views of each object.
+FROM_VIEWS = {"qe_alpha": 1.0, "alpha": 0.9}
+
+
 def from_views(how: str, m: int) -> dict:
     """The settings of ``how`` for a database with ``m`` other views per image: expand with ``n = m``,
-    diffuse from ``k_q = m`` neighbours on a graph of ``k = max(m, 2)``; the exponents and the damping
-    are the papers' (:data:`PAPER`). ``m = 0`` re-ranks nothing (``n = k_q = 0``)."""
+    diffuse from ``k_q = m`` neighbours on a graph of ``k = m + 1`` (each image's kNN list,
+    :func:`coursekit.rerank.knn_affinity`, counts the image itself: ``m + 1`` joins it to its ``m`` other
+    views); the exponent and the damping are :data:`FROM_VIEWS`. ``m = 0`` re-ranks nothing
+    (``n = k_q = 0``)."""
     m = max(int(m), 0)
-    size = {"n": m, "k": max(m, 2), "k_q": m}
-    return {name: size.get(name, value) for name, value in PAPER[how].items()}
+    size = {"n": m, "k": m + 1, "k_q": m, **FROM_VIEWS}
+    return {name: size[name] for name in PAPER[how]}
 
 
 def choose_from_database(X_db: np.ndarray, how: str) -> tuple[dict, int]:
@@ -254,7 +262,7 @@ def choose(how: str, X_db: np.ndarray, X_train: np.ndarray | None = None, train_
     from .cache import array_digest, cached_arrays
 
     on_training = X_train is not None and train_labels is not None
-    key = {"method": "rerank-choice", "how": how, "grid": {k: list(v) for k, v in GRID.items()}, "version": 2,
+    key = {"method": "rerank-choice", "how": how, "grid": {k: list(v) for k, v in GRID.items()}, "from_views": FROM_VIEWS, "version": 3,
            **({"X_train": array_digest(np.asarray(X_train, np.float32)),
                "labels": array_digest(np.asarray(train_labels, np.int64))} if on_training
               else {"X_db": array_digest(np.asarray(X_db, np.float32))})}

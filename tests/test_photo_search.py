@@ -237,7 +237,7 @@ def test_the_command_line_builds_adds_and_searches(photos, tmp_path, capsys, db_
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[0] == "1" and lines[0].endswith("late.jpg") and html.exists()
     assert main(["search", str(idx), str(photos / "p1.jpg"), "--k", "3", "--rerank", "alpha_qe"]) == 0
-    assert capsys.readouterr().out.startswith("re-ranking alpha_qe: n=0 qe_alpha=3 (chosen from the database: 0 other")
+    assert capsys.readouterr().out.startswith("re-ranking alpha_qe: n=0 qe_alpha=1 (chosen from the database: 0 other")
     assert main(["search", str(idx), str(photos / "p1.jpg"), "--k", "3", "--rerank", "aqe", "--rerank-paper"]) == 0
     assert capsys.readouterr().out.startswith("re-ranking aqe: n=5 (given, the papers' values for the rest)")
     assert main(["search", str(tmp_path / "none.npz"), str(photos / "p1.jpg")]) == 2

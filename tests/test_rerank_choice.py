@@ -84,11 +84,12 @@ def test_one_view_per_object_has_no_peak_and_re_ranks_nothing():
         np.testing.assert_allclose(sims, X[:5] @ X.T, atol=1e-6)
 
 
-def test_from_views_sets_the_sizes_and_keeps_the_papers_exponents():
-    assert rc.from_views("diffusion", 4) == {"k": 4, "k_q": 4, "alpha": rerank.ALPHA}
-    assert rc.from_views("diffusion", 1) == {"k": 2, "k_q": 1, "alpha": rerank.ALPHA}
-    assert rc.from_views("diffusion", 0) == {"k": 2, "k_q": 0, "alpha": rerank.ALPHA}
-    assert rc.from_views("alpha_qe", 3) == {"n": 3, "qe_alpha": rerank.QE_ALPHA}
+def test_from_views_sets_the_sizes_and_the_training_splits_exponents():
+    assert rc.from_views("diffusion", 4) == {"k": 5, "k_q": 4, "alpha": 0.9}   # itself and 4 others
+    assert rc.from_views("diffusion", 1) == {"k": 2, "k_q": 1, "alpha": 0.9}
+    assert rc.from_views("diffusion", 0) == {"k": 1, "k_q": 0, "alpha": 0.9}
+    assert rc.from_views("alpha_qe", 3) == {"n": 3, "qe_alpha": 1.0}
+    assert rc.from_views("aqe_dba", 3) == {"n": 3}
 
 
 def test_settings_of_fills_in_the_papers_and_refuses_what_a_method_does_not_take():
