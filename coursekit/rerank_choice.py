@@ -113,16 +113,45 @@ def _as_is(settings: dict) -> bool:
 
 def _maps(sims: np.ndarray, gnd: list[GroundTruth], groups: int = 1) -> np.ndarray:
     """mAP of ``groups`` stacked tasks: ``sims (groups * Q, N)``, each block of ``Q`` rows one setting's
-    similarities for the same queries ``gnd``; ``(groups,) float64``."""
-    aps = average_precisions(ranks_from_similarities(sims), list(gnd) * groups, kind="trapezoid")
-    return np.nanmean(aps.reshape(groups, len(gnd)), axis=1)
+    similarities for the same queries ``gnd`` (positives only, no junk: a :func:`training_task`);
+    ``(groups,) float64``: the trapezoid AP of :func:`coursekit.evaluation.average_precisions`, ties in
+    database order as :func:`coursekit.evaluation.ranks_from_similarities` breaks them.
+
+    Only the positives' ranks matter. With a handful of positives per query, each one's rank is counted
+    (the images scored above it) instead of sorting every row: ``P N`` comparisons against ``N log N``."""
+    Q, N = len(gnd), sims.shape[1]
+    P = max(len(g.positives) for g in gnd)
+    pos = np.full((Q, P), -1, np.int64)                 # each query's positives, padded with -1
+    for q, g in enumerate(gnd):                         # a loop over queries, once for every block
+        pos[q, :len(g.positives)] = np.sort(g.positives)
+    pos = np.tile(pos, (groups, 1))                     # (groups * Q, P)
+    valid = pos >= 0
+    if P < 2 * np.log2(max(N, 2)):                      # count: rank = #(scored above) + #(tied, earlier)
+        rank = np.empty(pos.shape, np.int64)
+        step = max(1, (1 << 24) // (P * N))             # rows per block: at most 16 M comparisons at once
+        for a in range(0, len(sims), step):
+            s = sims[a:a + step]                                                  # (B, N)
+            s_p = np.take_along_axis(s, np.where(valid[a:a + step], pos[a:a + step], 0), axis=1)  # (B, P)
+            above = (s[:, None, :] > s_p[:, :, None]).sum(axis=2)
+            tied = ((s[:, None, :] == s_p[:, :, None]) & (np.arange(N) < pos[a:a + step, :, None])).sum(axis=2)
+            rank[a:a + step] = above + tied
+    else:                                               # sort, as ranks_from_similarities does
+        where = np.empty_like(order := ranks_from_similarities(sims))
+        np.put_along_axis(where, order, np.arange(N)[None].repeat(len(sims), axis=0), axis=1)   # rank of each
+        rank = np.take_along_axis(where, np.where(valid, pos, 0), axis=1)
+    R = np.sort(np.where(valid, rank, N), axis=1) + 1   # 1-based ranks of the positives, in order (padding last)
+    J = np.arange(1, P + 1)[None]                       # the j-th positive found
+    before = np.where(R > 1, (J - 1) / np.maximum(R - 1, 1), 1.0)                # precision just before it
+    per_hit = np.where(np.sort(~valid, axis=1) == 0, (before + J / R) / 2, 0.0)  # Oxford's compute_ap
+    aps = per_hit.sum(axis=1) / valid.sum(axis=1)
+    return aps.reshape(groups, Q).mean(axis=1)
 
 
 def _expansion_grid(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], how: str, grid: list[dict]
                     ) -> dict[tuple, float]:
     """mAP of query expansion ``how`` for each setting of ``grid`` that re-ranks, keyed by its values: the
-    neighbour lists are searched once for the largest ``n`` and cut for the others (what
-    :func:`task_map` does setting by setting, with a search each time)."""
+    neighbour lists are searched once for the largest ``n`` and cut for the others, and every setting's
+    ranking is scored in one call (what :func:`task_map` does setting by setting, with a search each time)."""
     names, dba = list(PAPER[how]), how.endswith("_dba")
     grid = [s for s in grid if not _as_is(s)]
     n_max = max(s["n"] for s in grid)
@@ -131,19 +160,30 @@ def _expansion_grid(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], h
         sims, ids = rerank.nearest(X_db, X_db, n_max + 1)
     else:
         sims, ids = rerank.nearest(X_q, X_db, n_max)
-    scores = {}
-    for s in grid:
-        n, power = s["n"], (s.get("qe_alpha", 0.0) if how.startswith("alpha") else 0.0)
+    blocks = []
+    for power in sorted({s.get("qe_alpha", 0.0) for s in grid}):
+        power = power if how.startswith("alpha") else 0.0
         w = np.ones_like(sims) if power == 0 else np.maximum(sims, 0.0) ** power
-        if dba:    # loop form: X_db' = database_augmentation(X_db, n, power); q' = alpha_query_expansion(q, X_db', n)
-            others = ids[:, :n + 1] != own
-            keep = others & (np.cumsum(others, axis=1) <= n)
-            X_d = rerank.expand(X_db, X_db, ids[:, :n + 1], w[:, :n + 1] * keep)
-            Q = rerank.alpha_query_expansion(X_q, X_d, n, power)
-        else:      # loop form: q' = alpha_query_expansion(q, X_db, n, power)
-            X_d, Q = X_db, rerank.expand(X_q, X_db, ids[:, :n], w[:, :n])
-        scores[tuple(s[name] for name in names)] = float(_maps(Q @ X_d.T, gnd)[0])
-    return scores
+        ns = [s["n"] for s in grid if s.get("qe_alpha", 0.0) == power or not how.startswith("alpha")]
+        if not dba:
+            # loop form: for n in ns: q' = alpha_query_expansion(q, X_db, n, power); every n at once, as one
+            # batched product: q + (w_1 .. w_n, 0 ..) @ (x_1 .. x_n_max)
+            first_n = np.arange(n_max)[None] < np.array(ns)[:, None]             # (len(ns), n_max)
+            weights = w[:, None, :] * first_n[None]                               # (Q, len(ns), n_max)
+            expanded = X_q[:, None] + weights @ X_db[ids]                         # (Q, len(ns), D)
+            expanded = expanded.transpose(1, 0, 2).reshape(-1, X_q.shape[1])       # setting by setting
+            blocks.append(rerank.l2_normalize(expanded) @ X_db.T)
+        else:
+            for n in ns:  # loop form: X_db' = database_augmentation(X_db, n, power); q' = alpha_query_expansion(q, X_db', n)
+                others = ids[:, :n + 1] != own
+                keep = others & (np.cumsum(others, axis=1) <= n)
+                X_d = rerank.expand(X_db, X_db, ids[:, :n + 1], w[:, :n + 1] * keep)
+                blocks.append(rerank.alpha_query_expansion(X_q, X_d, n, power) @ X_d.T)
+        if not how.startswith("alpha"):
+            break
+    maps = _maps(np.concatenate(blocks), gnd, len(grid))
+    order = sorted(grid, key=lambda s: (s.get("qe_alpha", 0.0), s["n"]))      # the order the blocks were made in
+    return {tuple(s[name] for name in names): float(m) for s, m in zip(order, maps)}
 
 
 def _diffusion_grid(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], grid: list[dict]
@@ -162,16 +202,14 @@ def _diffusion_grid(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], g
     for j, k_q in enumerate(k_qs):
         Y[ids_q[:, :k_q], j, np.arange(Q)[:, None]] = np.maximum(sims_q[:, :k_q], 0.0) ** np.float32(rerank.GAMMA)
     Y = Y.reshape(N, len(k_qs) * Q)
-    scores = {}
+    keys, blocks = [], []
     for k in ks:
         S = rerank.normalized_affinity(rerank.mutual_knn_affinity(sims_db[:, :k], ids_db[:, :k]))
         for alpha in sorted({s["alpha"] for s in grid if s["k"] == k}):
-            F = rerank.diffuse(S, Y, alpha)                 # (N, len(k_qs) * Q)
-            F = F.T.reshape(len(k_qs), Q, N)
-            ranked = np.concatenate([rerank.ranked_below(F[j], first) for j in range(len(k_qs))])
-            for k_q, score in zip(k_qs, _maps(ranked, gnd, len(k_qs))):
-                scores[k, k_q, alpha] = float(score)
-    return scores
+            F = rerank.diffuse(S, Y, alpha).T.reshape(len(k_qs), Q, N)        # (len(k_qs), Q, N)
+            blocks += [rerank.ranked_below(F[j], first) for j in range(len(k_qs))]
+            keys += [(k, k_q, alpha) for k_q in k_qs]
+    return {key: float(m) for key, m in zip(keys, _maps(np.concatenate(blocks), gnd, len(keys)))}
 
 
 def choose_on_training(X_train: np.ndarray, labels: np.ndarray, how: str) -> tuple[dict, list[tuple[dict, float]]]:

@@ -173,3 +173,18 @@ def test_reranked_with_settings_equals_the_functions(synthetic):
     expected = rerank.alpha_query_expansion(result.X_q, result.X_db, 3, 1.0)
     np.testing.assert_allclose(out.X_q, expected, atol=1e-6)
     np.testing.assert_allclose(out.sims, expected @ result.X_db.T, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_pos", [3, 40])          # few positives: counted; many: sorted
+def test_task_maps_equal_the_course_ap_with_ties(n_pos):
+    """rerank_choice's mAP of stacked settings (ranks of the positives only) equals the course's trapezoid AP
+    of each block, ties broken in database order, on both of its paths."""
+    from coursekit.evaluation import average_precisions, ranks_from_similarities
+
+    rng = np.random.default_rng(3)
+    Q, N, groups = 6, 120, 3
+    sims = np.round(rng.random((groups * Q, N)), 1).astype(np.float32)       # 11 levels: many ties
+    gnd = [GroundTruth(rng.choice(N, rng.integers(1, n_pos + 1), replace=False)) for _ in range(Q)]
+    expected = [np.mean(average_precisions(ranks_from_similarities(sims[g * Q:(g + 1) * Q]), gnd, kind="trapezoid"))
+                for g in range(groups)]
+    np.testing.assert_allclose(rc._maps(sims, gnd, groups), expected, atol=1e-12)
