@@ -104,3 +104,34 @@ def test_throughput_is_measured_against_the_plain_loop(backbone, images):
     rows = measure_throughput(images, backbone, 64, batch_sizes=(1, 2), repeat=1)
     assert [r["batch_size"] for r in rows] == [1, 1, 2] and rows[0]["ratio"] == 1.0
     assert all(r["images_per_s"] > 0 for r in rows)
+
+
+def test_a_crop_under_the_networks_smallest_side_is_enlarged_to_it(backbone, images, tmp_path, monkeypatch, capsys):
+    """A query box that comes out under MIN_SIDE pixels (a small box in a large photo, or a thin one) cannot go
+    through the network as it is: it is enlarged, aspect kept, until its shorter side is MIN_SIDE, and the
+    queries it touched are counted and named."""
+    from coursekit.cnn.extract import MIN_SIDE
+
+    im = images[1]                                      # 90 x 120 pixels, resized to 120 x 160
+    boxes = np.array([[30.0, 15.0, 90.0, 75.0],         # 80 x 80 once resized: as it is
+                      [30.0, 15.0, 90.0, 30.0],         # 80 x 20: enlarged to 128 x 32
+                      [10.0, 10.0, 14.0, 40.0]])        # a thin 1:7.5 box, 5.33 x 40 -> about 6 x 40: to 32 x 213
+    upsampled = set()
+    got = pooled_descriptors([im] * 3, backbone, size=160, poolings=["gem"], boxes=boxes, upsampled=upsampled)["gem"]
+    assert upsampled == {1, 2} and np.isfinite(got).all() and (np.linalg.norm(got, axis=1) > 0).all()
+    with torch.inference_mode():
+        crop = resize_longer(im, 160)[20:40, 40:120]                                   # 20 x 80
+        crop = np.asarray(Image.fromarray(crop).resize((128, MIN_SIDE), Image.BILINEAR))   # 32 x 128
+        fmap = backbone.feature_map(to_tensor(crop, backbone)[None])
+    np.testing.assert_allclose(got[1], POOLINGS["gem"](fmap)[0].numpy(), rtol=1e-4, atol=1e-5)
+    # through the dataset cache: computed once, and the message names the queries
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    Image.fromarray(im).save(tmp_path / "photo.png")
+    ds = Dataset("tiny", tmp_path, [tmp_path / "photo.png"], [tmp_path / "photo.png"] * 3,
+                 [GroundTruth(np.array([0]))] * 3, bbx=boxes)
+    X, _ = dataset_descriptors(ds, "queries", backbone, size=160, scales=(1.0, 0.25), progress=False)
+    err = capsys.readouterr()
+    assert "tiny: 3 of 3 query boxes came out under 32 px at 160 px" in err.out + err.err   # at scale 1/4, all
+    assert "0 (photo.png), 1 (photo.png), 2 (photo.png)" in err.out + err.err
+    dataset_descriptors(ds, "queries", backbone, size=160, scales=(1.0, 0.25), progress=False)   # cached: silent
+    assert "came out under" not in "".join(capsys.readouterr())

@@ -501,3 +501,27 @@ def test_a_truncated_revisited_ground_truth_says_to_fetch_it_again(tmp_path):
     pkl.write_bytes(pkl.read_bytes()[:40])
     with pytest.raises(DatasetError, match="cannot be read as a pickle.*get.py rparis6k"):
         load_rparis6k(tmp_path)
+
+
+@pytest.mark.parametrize("box, problem", [([30.0, 40.0, 10.0, 50.0], "is empty or reversed"),
+                                          ([5.0, 5.0, 5.0, 20.0], "is empty or reversed"),
+                                          ([float("nan"), 0.0, 10.0, 10.0], "not a number"),
+                                          ([200.0, 10.0, 260.0, 30.0], "lies outside the image (64 x 48 pixels)")])
+def test_a_degenerate_query_box_is_named_with_the_fix(tmp_path, box, problem):
+    """A query box that cannot be cropped stops the loader with the query, the box, the problem and the fix;
+    a box that only overhangs the image loads (it is clipped when cropped)."""
+    from PIL import Image
+
+    cfg = make_revisited(tmp_path, "roxford5k")
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(tmp_path / "jpg" / "q_000011.jpg", format="JPEG")
+    cfg["gnd"][1]["bbx"] = box
+    with open(tmp_path / "gnd_roxford5k.pkl", "wb") as f:
+        pickle.dump(cfg, f)
+    with pytest.raises(DatasetError) as e:
+        load_roxford5k(tmp_path)
+    assert "query 1 (q_000011.jpg) has the box" in str(e.value) and problem in str(e.value)
+    assert "Correct its 'bbx' in" in str(e.value) and "get.py roxford5k" in str(e.value)
+    cfg["gnd"][1]["bbx"] = [50.0, 40.0, 90.0, 70.0]                           # overhangs the 64 x 48 image
+    with open(tmp_path / "gnd_roxford5k.pkl", "wb") as f:
+        pickle.dump(cfg, f)
+    assert load_roxford5k(tmp_path).bbx[1].tolist() == [50.0, 40.0, 90.0, 70.0]

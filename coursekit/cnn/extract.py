@@ -21,6 +21,12 @@ of GeM's mAP against crops at the database's scale (measured in notebook
 07). Vectors are returned unnormalised for one scale, so that
 the caller decides (the methods L2-normalise, whiten, normalise again).
 
+A crop (or a whole image) whose shorter side comes out under :data:`MIN_SIDE`
+pixels, as a small query box does in a large photograph, is enlarged
+(bilinear, aspect kept) until that side is :data:`MIN_SIDE`: below it the
+network cannot run at all. It is the only enlargement; the number of
+queries it touched is printed when their vectors are computed.
+
 Images of the same resized shape are run as one batch of at most
 ``batch_size``. The default is 1: on the course's 2-core CPU,
 EfficientNet-Lite0 at 480 pixels ran 17.6 images/s one at a time and 4.6
@@ -30,6 +36,7 @@ in batches of 8; batches pay on a GPU.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,9 +46,9 @@ from tqdm.auto import tqdm
 from . import pooling
 from .backbones import Backbone
 
-__all__ = ["POOLINGS", "resize_longer", "to_tensor", "feature_maps", "pooled_descriptors", "regional_macs",
+__all__ = ["POOLINGS", "MIN_SIDE", "resize_longer", "to_tensor", "feature_maps", "pooled_descriptors", "regional_macs",
            "fc_descriptors", "dataset_descriptors", "dataset_fc_codes", "dataset_regional_macs", "set_threads", "plain_loop", "measure_throughput",
-           "batches", "split_images", "weights_key"]
+           "batches", "split_images", "weights_key", "report_upsampled"]
 
 # pooling name -> function of a (B, C, H, W) map; every one is computed in one pass of the network
 POOLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -62,6 +69,10 @@ def set_threads(n: int | None = None) -> int:
     torch.set_num_threads(max(1, int(n)))
     return torch.get_num_threads()
 
+# The shortest side the course's networks accept: each halves its input five times (stride 32), and
+# EfficientNet-Lite0's 5 x 5 depthwise convolutions fail on less (31 px fails, 32 runs: a 1 x 6 map at 32 x 200).
+MIN_SIDE = 32
+
 
 def resize_longer(image: np.ndarray, size: int) -> np.ndarray:
     """``(H, W, 3) uint8`` resized (bilinear, aspect kept) so that ``max(H, W) == size``."""
@@ -79,16 +90,22 @@ def to_tensor(image: np.ndarray, backbone: Backbone) -> torch.Tensor:
     return (x - mean) / std
 
 
-def _resized(image: np.ndarray, side: int, box) -> np.ndarray:
-    """The image with its longer side resized to ``side``, then cropped to ``box`` (given in the image's pixels)."""
+def _resized(image: np.ndarray, side: int, box) -> tuple[np.ndarray, bool]:
+    """The image with its longer side resized to ``side``, then cropped to ``box`` (given in the image's pixels),
+    then, if its shorter side is under :data:`MIN_SIDE`, enlarged to it (aspect kept); and whether it was."""
     from ..images import crop
 
     out = resize_longer(image, side)
-    if box is None:
-        return out
-    fy, fx = out.shape[0] / image.shape[0], out.shape[1] / image.shape[1]
-    x1, y1, x2, y2 = np.asarray(box, np.float64)
-    return crop(out, (x1 * fx, y1 * fy, x2 * fx, y2 * fy))
+    if box is not None:
+        fy, fx = out.shape[0] / image.shape[0], out.shape[1] / image.shape[1]
+        x1, y1, x2, y2 = np.asarray(box, np.float64)
+        out = crop(out, (x1 * fx, y1 * fy, x2 * fx, y2 * fy))
+    h, w = out.shape[:2]
+    if min(h, w) >= MIN_SIDE:
+        return out, False
+    scale = MIN_SIDE / min(h, w)
+    shape = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))     # PIL: (width, height)
+    return np.asarray(Image.fromarray(out).resize(shape, Image.BILINEAR)), True
 
 
 def batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
@@ -110,18 +127,24 @@ def _check_inputs(images, size: int, scales: Sequence[float], boxes) -> None:
 
 def feature_maps(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarray]], backbone: Backbone, side: int,
                  boxes: np.ndarray | None = None, batch_size: int = 1,
-                 forward: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 forward: Callable[[torch.Tensor], torch.Tensor] | None = None, upsampled: set | None = None):
     """Yield ``(rows, fmap)``: the last convolutional maps ``(b, C, h, w)`` of the images ``rows`` (a list of
-    indices into ``images``), each image resized so that its longer side is ``side`` (then cropped to its box),
-    batched by equal shape. ``forward``: what to run on the normalised batch instead of
-    ``backbone.feature_map`` (e.g. the frozen trunk of :func:`coursekit.learning.finetune.split_backbone`).
-    Call it under ``torch.inference_mode()``."""
+    indices into ``images``), each image resized so that its longer side is ``side`` (then cropped to its box,
+    and enlarged to :data:`MIN_SIDE` if it is smaller: their indices are added to ``upsampled``), batched by
+    equal shape. ``forward``: what to run on the normalised batch instead of ``backbone.feature_map`` (e.g.
+    the frozen trunk of :func:`coursekit.learning.finetune.split_backbone`). Call it under
+    ``torch.inference_mode()``."""
     forward = backbone.feature_map if forward is None else forward
     N = len(images)
     for chunk in range(0, N, 256):     # resize a chunk first (cheap), then run the network by batches of one shape
         ids = range(chunk, min(N, chunk + 256))
-        resized = [_resized(images[i]() if callable(images[i]) else images[i], side,
-                            None if boxes is None else boxes[i]) for i in ids]
+        resized = []
+        for i in ids:
+            image, enlarged = _resized(images[i]() if callable(images[i]) else images[i], side,
+                                       None if boxes is None else boxes[i])
+            resized.append(image)
+            if enlarged and upsampled is not None:
+                upsampled.add(i)
         for group in batches([r.shape[:2] for r in resized], batch_size):
             x = torch.stack([to_tensor(resized[j], backbone) for j in group])
             yield [chunk + j for j in group], forward(x)
@@ -130,14 +153,15 @@ def feature_maps(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarray
 def pooled_descriptors(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarray]], backbone: Backbone,
                        size: int = 480, scales: Sequence[float] = (1.0,), poolings: Sequence[str] = tuple(POOLINGS),
                        batch_size: int = 1, boxes: np.ndarray | None = None, progress: bool = False,
-                       desc: str = "cnn") -> dict[str, np.ndarray]:
+                       desc: str = "cnn", upsampled: set | None = None) -> dict[str, np.ndarray]:
     """Every pooling of every image: ``{pooling: (N, C) float32}``.
 
     ``images``: ``(H, W, 3) uint8`` arrays, or functions that load one (so
     that a dataset is not held in memory at once). ``boxes``: ``(N, 4)``
     ``(x1, y1, x2, y2)`` in each image's pixels, or None: each image is
     resized whole, then cropped to its box. See the module's docstring for
-    sizes, scales, boxes and batches.
+    sizes, scales, boxes and batches. ``upsampled``: a set that receives
+    the indices of the images enlarged to :data:`MIN_SIDE` at some scale.
     """
     unknown = set(poolings) - set(POOLINGS)
     if unknown:
@@ -148,7 +172,8 @@ def pooled_descriptors(images: Sequence[np.ndarray] | Sequence[Callable[[], np.n
     bar = tqdm(total=N * len(scales), desc=desc, disable=not progress)
     with torch.inference_mode():
         for scale in scales:
-            for rows, fmap in feature_maps(images, backbone, max(32, round(size * scale)), boxes, batch_size):
+            for rows, fmap in feature_maps(images, backbone, max(32, round(size * scale)), boxes, batch_size,
+                                           upsampled=upsampled):
                 for p in poolings:
                     v = POOLINGS[p](fmap).float().numpy()
                     if len(scales) > 1:
@@ -161,7 +186,7 @@ def pooled_descriptors(images: Sequence[np.ndarray] | Sequence[Callable[[], np.n
 
 def regional_macs(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarray]], backbone: Backbone,
                   size: int = 480, L: int = 3, boxes: np.ndarray | None = None, progress: bool = False,
-                  desc: str = "cnn regions") -> tuple[np.ndarray, np.ndarray]:
+                  desc: str = "cnn regions", upsampled: set | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The L2-normalised MACs of every R-MAC region of every image (:func:`coursekit.cnn.pooling.rmac_regions`),
     for whitening regions before their sum (Tolias, Sicre and Jegou, ICLR 2016).
 
@@ -172,8 +197,8 @@ def regional_macs(images: Sequence[np.ndarray] | Sequence[Callable[[], np.ndarra
     _check_inputs(images, size, (1.0,), boxes)
     parts: list[np.ndarray | None] = [None] * len(images)
     with torch.inference_mode():
-        for rows, fmap in tqdm(feature_maps(images, backbone, size, boxes), total=len(images), desc=desc,
-                               disable=not progress):
+        for rows, fmap in tqdm(feature_maps(images, backbone, size, boxes, upsampled=upsampled), total=len(images),
+                               desc=desc, disable=not progress):
             r = pooling.regional_mac(fmap, pooling.rmac_regions(fmap.shape[-2], fmap.shape[-1], L))   # (b, R, C)
             r = (r / (r.norm(dim=-1, keepdim=True) + 1e-6)).float().numpy()
             for i, v in zip(rows, r):
@@ -232,10 +257,29 @@ def dataset_descriptors(ds, split: str, backbone: Backbone, size: int = 480, sca
     images, boxes, split_key = split_images(ds, split)
     key = {"what": "cnn descriptors", "backbone": backbone.name, "weights": weights_key(backbone), "size": size,
            "scales": [float(s) for s in scales], "poolings": list(POOLINGS), **split_key, "version": 2}
-    pooled, saved = cached_arrays("cnn", key, lambda: pooled_descriptors(
-        images, backbone, size, scales, batch_size=batch_size, boxes=boxes, progress=progress,
-        desc=f"{backbone.name}: {ds.name} {split}"))
+    upsampled: set = set()
+
+    def compute() -> dict[str, np.ndarray]:
+        out = pooled_descriptors(images, backbone, size, scales, batch_size=batch_size, boxes=boxes,
+                                 progress=progress, desc=f"{backbone.name}: {ds.name} {split}", upsampled=upsampled)
+        report_upsampled(ds, split, upsampled, size)
+        return out
+
+    pooled, saved = cached_arrays("cnn", key, compute)
     return {p: pooled[p] for p in POOLINGS}, saved
+
+
+def report_upsampled(ds, split: str, upsampled: set, size: int) -> None:
+    """Print (once, when the vectors are computed) how many images of ``split`` came out under :data:`MIN_SIDE`
+    pixels at ``size`` (small query boxes, thin images) and were enlarged to it, naming the first few."""
+    if not upsampled:
+        return
+    names = {"db": ds.db, "queries": ds.queries, "train": ds.train}[split]
+    which = ", ".join(f"{i} ({Path(names[i]).name})" for i in sorted(upsampled)[:5]) + (
+        " ..." if len(upsampled) > 5 else "")
+    what = "query boxes" if split == "queries" else f"{split} images"
+    tqdm.write(f"{ds.name}: {len(upsampled)} of {len(names)} {what} came out under {MIN_SIDE} px at {size} px "
+               f"(or a smaller scale) and were enlarged to {MIN_SIDE} px, the smallest the network accepts: {which}")
 
 
 def dataset_fc_codes(ds, split: str, backbone: Backbone, progress: bool = True) -> tuple[np.ndarray, float]:
@@ -266,8 +310,10 @@ def dataset_regional_macs(ds, split: str, backbone: Backbone, size: int = 480, L
            "L": L, **split_key, "version": 1}
 
     def compute():
+        upsampled: set = set()
         V, starts = regional_macs(images, backbone, size, L, boxes, progress,
-                                  desc=f"{backbone.name} regions: {ds.name} {split}")
+                                  desc=f"{backbone.name} regions: {ds.name} {split}", upsampled=upsampled)
+        report_upsampled(ds, split, upsampled, size)
         return {"V": V.astype(np.float16), "starts": starts}
 
     arrays, saved = cached_arrays("cnn", key, compute)

@@ -53,6 +53,33 @@ def missing(what: Path | str, name: str, hint: str | None = None) -> DatasetErro
     )
 
 
+def check_boxes(name: str, queries: list, bbx: np.ndarray, fix: str) -> None:
+    """Raise a :class:`DatasetError` naming the first query whose box ``(x1, y1, x2, y2)`` cannot be cropped:
+    not finite, empty or reversed, or, where the image's header can be read, outside the image. ``fix``: what
+    to do about it (the ground-truth file to correct). Boxes that only overhang the image are clipped later
+    (:func:`coursekit.images.crop`) and pass."""
+    for i, (path, box) in enumerate(zip(queries, np.asarray(bbx, dtype=np.float64))):
+        x1, y1, x2, y2 = box
+        problem = None
+        if not np.isfinite(box).all():
+            problem = "has a coordinate that is not a number"
+        elif not (x2 > x1 and y2 > y1):
+            problem = "is empty or reversed (need x2 > x1 and y2 > y1)"
+        else:
+            try:
+                from PIL import Image
+
+                with Image.open(path) as im:                 # the header only
+                    width, height = im.size
+            except Exception:                                # unreadable here: the image's own check says why
+                width = height = None
+            if width is not None and (x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height):
+                problem = f"lies outside the image ({width} x {height} pixels)"
+        if problem:
+            raise DatasetError(f"dataset '{name}': query {i} ({Path(path).name}) has the box (x1, y1, x2, y2) = "
+                               f"({x1:g}, {y1:g}, {x2:g}, {y2:g}), which {problem}. {fix}")
+
+
 def _as_index(a, n_db: int, what: str) -> np.ndarray:
     a = np.asarray(a, dtype=np.int64).reshape(-1)
     if a.size and (a.min() < 0 or a.max() >= n_db):

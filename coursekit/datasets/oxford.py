@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..safe_pickle import UnsafePickleError, load_data_pickle
-from .base import Dataset, DatasetError, GroundTruth, data_root, missing
+from .base import Dataset, DatasetError, GroundTruth, check_boxes, data_root, missing
 from .files import image_files, require_dir
 
 __all__ = ["load_oxford5k", "load_paris6k", "load_roxford5k", "load_rparis6k", "PARIS_CORRUPTED"]
@@ -117,6 +117,9 @@ def _load_original(root: Path | None, name: str, folder: str, skip: frozenset[st
         queries.append(index[qname])
         boxes.append([float(v) for v in fields[1:5]])
         gnd.append(GroundTruth(easy=easy, junk=rows(junk, lists["junk"])))
+    check_boxes(name, queries, np.asarray(boxes, dtype=np.float32),
+                f"Correct its line in {gt / '*_query.txt'}, or fetch the dataset again with "
+                f"`python data_scripts/get.py {name}`.")
     return Dataset(
         name=name,
         root=root,
@@ -227,6 +230,8 @@ def _load_revisited(root: Path | None, name: str) -> Dataset:
     bbx = None
     if all(b is not None for b in boxes):
         bbx = np.asarray([np.asarray(b, dtype=np.float32).reshape(4) for b in boxes], dtype=np.float32)
+        check_boxes(name, queries, bbx, f"Correct its 'bbx' in {pkl}, or fetch it again with "
+                                        f"`python data_scripts/get.py {name}`.")
     return Dataset(name=name, root=root, db=db, queries=queries, gnd=gnd, bbx=bbx, protocol="revisited")
 
 
