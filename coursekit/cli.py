@@ -106,7 +106,7 @@ def _cmd_evaluate(args) -> int:
 
     ds = load_dataset(args.dataset, args.root)
     result = evaluate_method(args.method, ds, progress=not args.json and sys.stderr.isatty(), whiten=args.whiten,
-                             dim=args.dim, index=args.index, M=args.pq_m, nbits=args.pq_nbits, nlist=args.nlist,
+                             whiten_on=args.whiten_on, dim=args.dim, index=args.index, M=args.pq_m, nbits=args.pq_nbits, nlist=args.nlist,
                              nprobe=args.nprobe, seed=args.seed, rerank=args.rerank, rerank_given=_rerank_given(args),
                              **{k: v for k, v in (("backbone", args.backbone), ("weights", args.weights),
                                                  ("train_on", args.train_on)) if v})
@@ -242,6 +242,9 @@ def _add_evaluate(sub) -> None:
     g = p.add_argument_group("global vectors (methods " + ", ".join(GLOBAL_METHODS) + ")")
     g.add_argument("--whiten", action="store_true",
                    help="whiten the vectors, learned on the training split, then L2 (notebook 05)")
+    g.add_argument("--whiten-on", choices=[n for n in DATASET_NAMES if n != "folder"], metavar="DATASET",
+                   help="whiten, learned on another dataset (its training split, else its database; e.g. "
+                        "--dataset roxford5k --whiten-on rparis6k, as the papers do), found in the data folder")
     g.add_argument("--dim", type=_positive, help="PCA-whiten to this many dimensions (default: keep every dimension, "
                    "whitened by the shrunk training covariance)")
     g.add_argument("--index", choices=INDEX_KINDS,

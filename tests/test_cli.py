@@ -362,3 +362,40 @@ def test_report_says_why_auto_loses():
     assert "each training object has 2.0 images" in text and "2.0 positives on average and 60%" in text
     rows[0]["map"] = 0.60                                         # no loss: no explanation
     assert "Why:" not in "\n".join(_rerank_lines("toy", rows, shape))
+
+
+def test_whitening_learned_on_another_dataset(ukbench, tmp_path, monkeypatch, capsys):
+    """--whiten-on: a dataset without a training split whitened as learned on another dataset (here a second
+    UKBench folder of mirrored images, which has no training split either: its database then): the same
+    vectors as whitened() with those; a dataset never whitens itself."""
+    import shutil
+
+    from PIL import Image
+
+    from coursekit.datasets import load_dataset
+    from coursekit.methods import run_method, whitened
+
+    other = tmp_path / "data" / "ukbench"
+    shutil.copytree(ukbench / "full", other / "full")
+    for p in (other / "full").glob("*.jpg"):
+        Image.open(p).transpose(Image.FLIP_LEFT_RIGHT).rotate(30).save(p, quality=95)
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path / "data"))             # where --whiten-on finds it
+    ds = load_dataset("ukbench", ukbench)
+    got = run_method("gem", ds, progress=False, whiten_on="ukbench")
+    learn = run_method("gem", load_dataset("ukbench"), progress=False).X_db  # no training split: its database
+    expected = whitened(run_method("gem", ds, progress=False), X_learn=learn)
+    np.testing.assert_allclose(got.X_db, expected.X_db, atol=1e-6)
+    assert not np.allclose(got.X_db, run_method("gem", ds, progress=False).X_db, atol=1e-3)
+    with pytest.raises(ValueError, match="cannot whiten itself"):
+        run_method("gem", load_dataset("ukbench"), progress=False, whiten_on="ukbench")
+    with pytest.raises(ValueError, match="not both"):
+        run_method("gem", ds, progress=False, whiten=True, whiten_on="ukbench")
+    with pytest.raises(ValueError, match="makes no global vectors"):
+        run_method("sift_match", ds, progress=False, whiten_on="ukbench")
+    args = ["evaluate", "--dataset", "ukbench", "--root", str(ukbench), "--method", "gem", "--whiten-on", "ukbench",
+            "--json"]
+    assert main(args) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert row["method"] == "gem+whiten[on ukbench]" and row["dim"] == 1280 and 0 <= row["ns_score"] <= 4
+    assert main(["evaluate", "--dataset", "ukbench", "--method", "gem", "--whiten-on", "ukbench"]) == 2
+    assert "cannot whiten itself" in capsys.readouterr().err

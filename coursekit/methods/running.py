@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -16,11 +17,13 @@ from ..whitening import fit_pca_whitening, fit_shrunk_whitening
 from .features import Retrieval
 from .table import GLOBAL_METHODS, METHODS
 
-__all__ = ["whitened", "RERANKINGS", "reranked", "rerank_settings", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
+__all__ = ["whitened", "whitening_vectors", "RERANKINGS", "reranked", "rerank_settings", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
 
 
-def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retrieval:
-    """``result`` with its global vectors whitened, learned on ``result.X_train``, and L2-normalised.
+def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3, X_learn: np.ndarray | None = None
+             ) -> Retrieval:
+    """``result`` with its global vectors whitened, learned on ``result.X_train`` (or on ``X_learn (T, D)``:
+    another dataset's vectors, :func:`run_method`'s ``whiten_on``), and L2-normalised.
 
     Learned on the training split, never on the database or the queries.
     With ``d``: PCA-whitening to ``d`` dimensions (Jegou and Chum, ECCV
@@ -32,13 +35,25 @@ def whitened(result: Retrieval, d: int | None = None, eps: float = 1e-3) -> Retr
     if result.X_db is None:
         raise ValueError("this method has no global vectors to whiten; methods that have: "
                          + ", ".join(GLOBAL_METHODS))
-    if result.X_train is None:
+    learn = result.X_train if X_learn is None else np.asarray(X_learn, np.float32)
+    if learn is None:
         raise ValueError("whitening is learned on the training split: call the method with with_train=True, on a "
-                         "dataset that has one (this one has no training images)")
-    W = fit_shrunk_whitening(result.X_train, eps) if d is None else fit_pca_whitening(result.X_train, d, eps)
+                         "dataset that has one (this one has no training images), or learn it on another dataset")
+    if learn.shape[1] != result.X_db.shape[1]:
+        raise ValueError(f"the whitening's vectors have {learn.shape[1]} dimensions and the method's "
+                         f"{result.X_db.shape[1]}: learn it on vectors of the same method and network")
+    W = fit_shrunk_whitening(learn, eps) if d is None else fit_pca_whitening(learn, d, eps)
     X_db, X_q = W.apply(result.X_db), W.apply(result.X_q)
     return Retrieval(X_q @ X_db.T, X_db, X_q, cached_seconds=result.cached_seconds,
-                     X_train=W.apply(result.X_train))
+                     X_train=None if result.X_train is None else W.apply(result.X_train))
+
+
+def whitening_vectors(name: str, source: Dataset, progress: bool = True, **params) -> np.ndarray:
+    """The vectors of method ``name`` that a whitening learned on ``source`` is fitted to: its training split's
+    where it has one, else its database's (as Gordo et al., IJCV 2017, learn "PCA Paris" on the Paris images
+    for Oxford). ``(T, D) float32``; computed once and cached, as every feature, under ``source``."""
+    result = run_method(name, source, progress, with_train=bool(source.train), **params)
+    return result.X_train if result.X_train is not None else result.X_db
 
 
 RERANKINGS = tuple(PAPER)     # aqe, alpha_qe, aqe_dba, alpha_qe_dba, diffusion: the names rerank_choice sets
@@ -89,13 +104,37 @@ def rerank_settings(how: str, result: Retrieval, ds: Dataset, **given) -> tuple[
 
 
 def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
-               with_train: bool = False, **params) -> Retrieval:
+               with_train: bool = False, whiten_on: str | Dataset | None = None, **params) -> Retrieval:
     """Run the method called ``name`` on ``ds``; with ``whiten``, whiten its
     global vectors, to ``dim`` dimensions if given (see :func:`whitened`);
     for ``rmac``, whiten its regions before their sum (:func:`rmac`).
+    ``whiten_on``: learn the whitening on another dataset (a name, loaded
+    from the data folder, or a :class:`Dataset`) instead of ``ds``'s
+    training split: :func:`whitening_vectors` (for ``rmac``, of its global
+    vectors). A dataset never whitens itself: on its own database the
+    whitening would be shaped by the images it then ranks (and learned on
+    the queries' own positives); Oxford and Paris, which have no training
+    split, learn it on each other.
     ``params`` go to the method (``backbone=``, ``weights=`` of the CNN methods)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    if whiten_on is not None:
+        from ..datasets import load_dataset
+
+        if whiten:
+            raise ValueError("pass whiten (learned on this dataset's training split) or whiten_on (on another "
+                             "dataset), not both")
+        source = whiten_on if isinstance(whiten_on, Dataset) else load_dataset(whiten_on)
+        if source.name == ds.name and Path(source.root).resolve() == Path(ds.root).resolve():
+            raise ValueError(f"{ds.name!r} cannot whiten itself: learned on the images it ranks, the whitening is "
+                             "shaped by them and by the queries' own positives; learn it on another dataset "
+                             "(--whiten-on, e.g. rparis6k for roxford5k), or on this one's training split (--whiten)")
+        if name not in GLOBAL_METHODS:
+            raise ValueError(f"method {name!r} makes no global vectors, so it cannot be whitened; "
+                             f"methods that can: {', '.join(GLOBAL_METHODS)}")
+        learn = whitening_vectors(name, source, progress, **params)
+        result = run_method(name, ds, progress, with_train=with_train and bool(ds.train), **params)
+        return whitened(result, dim, X_learn=learn)
     if (whiten or with_train) and name not in GLOBAL_METHODS:
         raise ValueError(f"method {name!r} makes no global vectors, so it cannot be whitened or indexed; "
                          f"methods that can: {', '.join(GLOBAL_METHODS)}")
@@ -155,7 +194,7 @@ def neighbour_recall(D_exact: np.ndarray, I: np.ndarray, ranks=(1, 10, 100), cop
 def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = False, dim: int | None = None,
                     index: str | None = None, M: int = 16, nbits: int = 8, nlist: int | None = None,
                     nprobe: int = 8, seed: int = 0, rerank: str | None = None, rerank_given: dict | None = None,
-                    **params) -> dict:
+                    whiten_on: str | Dataset | None = None, **params) -> dict:
     """Run a method end to end and measure it.
 
     Returns a JSON-able dict: ``dataset``, ``method``, ``n_db``,
@@ -165,7 +204,8 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     reports the same cost, not the cache's).
 
     ``whiten``, ``dim``: PCA-whitening learned on the training split
-    (:func:`whitened`). ``index``: one of
+    (:func:`whitened`); ``whiten_on``: learned on another dataset instead
+    (:func:`run_method`; the method's name then ends ``+whiten[on NAME]``). ``index``: one of
     :data:`coursekit.ann.INDEX_KINDS`, built by
     :func:`coursekit.ann.build_index` (``M``, ``nbits``, ``nlist``,
     ``nprobe``, ``seed``) on the training split's vectors (the database's
@@ -200,13 +240,15 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
     given = {k: v for k, v in (rerank_given or {}).items() if v is not None}
     learn_on_train = rerank is not None and not given and ds.train_labels is not None
     result = run_method(name, ds, progress, whiten=whiten, dim=dim, with_train=index is not None or learn_on_train,
-                        **params)
+                        whiten_on=whiten_on, **params)
+    whiten = whiten or whiten_on is not None
+    on = "" if whiten_on is None else f"[on {whiten_on if isinstance(whiten_on, str) else whiten_on.name}]"
     if rerank is not None:
         choice_seconds, (settings, chosen) = timed(lambda: rerank_settings(rerank, result, ds, **given))
         rerank_seconds, result = timed(lambda: reranked(result, rerank, **settings))
     scores = evaluate(ranks_from_similarities(result.sims), ds)
     trained_on = f"(trained on {params['train_on']})" if params.get("train_on") else ""
-    out = {"dataset": ds.name, "method": name + trained_on + ("+whiten" if whiten else "")
+    out = {"dataset": ds.name, "method": name + trained_on + ("+whiten" + on if whiten else "")
            + (f"+{rerank}" if rerank else ""), "n_db": ds.n_db, "n_queries": ds.n_queries}
     if whiten:
         out["dim"] = int(result.X_db.shape[1])
