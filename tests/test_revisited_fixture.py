@@ -68,3 +68,15 @@ def test_a_small_box_is_enlarged_and_said(fixture_root, monkeypatch, tmp_path, c
     said = "".join(capsys.readouterr())
     assert "roxford5k: 3 of 6 query boxes came out under 32 px at 480 px" in said
     assert "0 (canon_001.jpg), 1 (canon_002.jpg), 2 (canon_003.jpg)" in said
+
+
+def test_whitening_learned_on_another_dataset_runs_on_it(fixture_root):
+    """Oxford and Paris have no training split: --whiten-on learns the whitening elsewhere (the embedded set's
+    training split here), for every global method."""
+    from coursekit.methods import GLOBAL_METHODS
+
+    ds = load_dataset("roxford5k", fixture_root)
+    for method in ("gem", "rmac", "vlad"):
+        assert method in GLOBAL_METHODS
+        row = evaluate_method(method, ds, progress=False, whiten_on="embedded")
+        assert row["method"] == f"{method}+whiten[on embedded]" and 0 <= row["map_medium"] <= 1
