@@ -15,7 +15,7 @@ from ..rerank_choice import PAPER
 from ..timing import timed
 from ..whitening import fit_pca_whitening, fit_shrunk_whitening
 from .features import Retrieval
-from .table import GLOBAL_METHODS, METHODS
+from .table import GLOBAL_METHODS, METHODS, TABLE
 
 __all__ = ["whitened", "whitening_vectors", "RERANKINGS", "reranked", "rerank_settings", "run_method", "index_ranks", "neighbour_recall", "evaluate_method"]
 
@@ -132,6 +132,12 @@ def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = Fal
         if name not in GLOBAL_METHODS:
             raise ValueError(f"method {name!r} makes no global vectors, so it cannot be whitened; "
                              f"methods that can: {', '.join(GLOBAL_METHODS)}")
+        if next(m for m in TABLE if m.name == name).learns and not params.get("train_on"):
+            raise ValueError(f"{name}'s vectors depend on what it learns from each dataset (a vocabulary, a GMM "
+                             f"or a fine-tuned network), so a whitening learned on {source.name!r}'s is in another "
+                             f"space: whiten on {ds.name!r}'s own training split (--whiten), or use a method "
+                             "without learning (the CNN poolings, color_hist, gist)"
+                             + (", or gem_finetuned with --train-on" if name == "gem_finetuned" else ""))
         learn = whitening_vectors(name, source, progress, **params)
         result = run_method(name, ds, progress, with_train=with_train and bool(ds.train), **params)
         return whitened(result, dim, X_learn=learn)

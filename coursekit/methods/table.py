@@ -31,7 +31,9 @@ class Method:
     image, so it can be whitened, indexed and re-ranked (``fn`` then takes ``with_train``).
     ``whitenable``: the course report also measures it whitened (a global method). ``photo``: its place
     in photo search's list of methods, 1 first, for a method that embeds a single photo with no
-    training; 0 for one that needs a vocabulary or a dataset to learn from.
+    training; 0 for one that needs a vocabulary or a dataset to learn from. ``learns``: it learns from the
+    dataset it runs on (a vocabulary, a GMM, a fine-tuned network), so its vectors of two datasets are not
+    in one space, and a whitening learned on another dataset's does not apply to them.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Method:
     global_: bool = False
     whitenable: bool = False
     photo: int = 0
+    learns: bool = False
 
     @property
     def line(self) -> str:
@@ -62,12 +65,12 @@ TABLE: tuple[Method, ...] = (
     Method("sift_match", sift_match,
            "RootSIFT one-to-one ratio-test (0.7) match count, 500 keypoints (colour short list past 1000 images)", "02"),
     Method("sift_ransac", sift_ransac, "sift_match, top 100 re-ranked by RANSAC homography inliers", "02"),
-    Method("bow", bow, "bag of 4000 visual words (RootSIFT), tf^0.5 idf, inverted file", "03"),
-    Method("bow_sv", bow_sv, "bow, top 100 re-ranked by RANSAC homography inliers", "03"),
+    Method("bow", bow, "bag of 4000 visual words (RootSIFT), tf^0.5 idf, inverted file", "03", learns=True),
+    Method("bow_sv", bow_sv, "bow, top 100 re-ranked by RANSAC homography inliers", "03", learns=True),
     Method("vlad", vlad, "VLAD of RootSIFT, 64 words, signed square root, intra + L2 normalised, 8192-D", "04",
-           global_=True, whitenable=True),
+           global_=True, whitenable=True, learns=True),
     Method("fisher", fisher, "improved Fisher vector, 64 Gaussians on PCA-64 RootSIFT, 8192-D", "04",
-           global_=True, whitenable=True),
+           global_=True, whitenable=True, learns=True),
     Method("fc", fc, "EfficientNet-Lite0's pooled 1280-D vector of the image at 224 x 224 ('neural codes')", "07",
            global_=True, whitenable=True, photo=7),
     Method("mac", mac, "MAC of EfficientNet-Lite0's last map, 480 px, 1280-D", "07",
@@ -82,7 +85,7 @@ TABLE: tuple[Method, ...] = (
            global_=True, whitenable=True, photo=3),
     Method("gem_ms", gem_ms, "GeM at 480, 339 and 240 px, combined", "07", global_=True, whitenable=True, photo=6),
     Method("gem_finetuned", gem_finetuned, "GeM, last two blocks and p fine-tuned on the training split "
-           "(contrastive, hard negatives), 480 px", "08", global_=True, whitenable=True),
+           "(contrastive, hard negatives), 480 px", "08", global_=True, whitenable=True, learns=True),
 )
 
 #: name -> (function, one line for ``python -m coursekit methods``)
