@@ -146,7 +146,8 @@ def run_method(name: str, ds: Dataset, progress: bool = True, whiten: bool = Fal
                          f"methods that can: {', '.join(GLOBAL_METHODS)}")
     if whiten and not ds.train:
         raise ValueError(f"whitening is learned on a training split and {ds.name!r} has none: "
-                         "drop --whiten, or use a dataset with training images (embedded, coil100)")
+                         "learn it on another dataset (--whiten-on embedded), drop --whiten, or use a dataset with "
+                         "training images (embedded, coil100)")
     if dim is not None and not whiten:
         raise ValueError("dim is the dimension kept by the whitening: pass it with whiten")
     fn = METHODS[name][0]
