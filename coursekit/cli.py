@@ -149,12 +149,13 @@ def _cmd_index(args) -> int:
 
 def _cmd_search(args) -> int:
     from . import photo_search as ps
+    from .rerank_choice import describe
 
     index = ps.load_index(Path(args.index))
     given = _rerank_given(args)
     if args.rerank:
         given, chosen = ps.rerank_settings(index, args.rerank, given)
-        print(f"re-ranking {args.rerank}: " + " ".join(f"{k}={v:g}" for k, v in given.items()) + f" ({chosen})")
+        print(f"re-ranking {args.rerank}: {describe(given, chosen)}")
     results = ps.search(index, args.image, args.k, args.rerank, path_for_messages=args.index, rerank_given=given)
     for r in results:
         print(f"{r['rank']:3d}  {r['score']:.4f}  {_printable(r['path'])}" + ("  (missing: moved or deleted since it was "

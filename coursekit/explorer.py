@@ -37,6 +37,7 @@ from .datasets import Dataset, load_dataset, present_datasets
 from .evaluation import average_precisions, pr_curve, ranks_from_similarities
 from .images import load_image
 from .methods import GLOBAL_METHODS, METHODS, RERANKINGS, rerank_settings, reranked, run_method
+from .rerank_choice import describe
 
 __all__ = ["Explorer", "ExplorerResult", "usable_methods", "query_scores", "query_curve"]
 
@@ -386,7 +387,7 @@ class Explorer:
                                                              **usable_methods(ds)[method])   # to choose on
             settings, chosen = rerank_settings(how, result, ds)        # as evaluate: never the test queries
             sims = reranked(result, how, **settings).sims
-            self.settings[key] = " ".join(f"{k}={v:g}" for k, v in settings.items()) + f" ({chosen})"
+            self.settings[key] = describe(settings, chosen)
             self.computed["reranks"] += 1
         self._sims[key] = sims
         self._aps[key] = query_scores(sims, ds)

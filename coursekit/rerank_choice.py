@@ -36,7 +36,7 @@ from .evaluation import average_precisions, ranks_from_similarities
 
 __all__ = ["PAPER", "GRID", "FROM_VIEWS", "settings_of", "training_task", "task_map", "grid_of", "choose_on_training", "reciprocity",
            "views_per_image",
-           "from_views", "choose_from_database", "choose"]
+           "from_views", "choose_from_database", "choose", "describe"]
 
 # The papers' settings of each re-ranking (rerank.QE_K, QE_ALPHA; GRAPH_K, QUERY_K, ALPHA): what `--rerank X`
 # meant before settings were chosen from the data, and what explicit flags start from.
@@ -161,10 +161,9 @@ def _expansion_grid(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], h
     else:
         sims, ids = rerank.nearest(X_q, X_db, n_max)
     blocks = []
-    for power in sorted({s.get("qe_alpha", 0.0) for s in grid}):
-        power = power if how.startswith("alpha") else 0.0
+    for power in sorted({s.get("qe_alpha", 0.0) for s in grid}):     # aqe, aqe_dba: one, 0 (no weighting)
         w = np.ones_like(sims) if power == 0 else np.maximum(sims, 0.0) ** power
-        ns = [s["n"] for s in grid if s.get("qe_alpha", 0.0) == power or not how.startswith("alpha")]
+        ns = [s["n"] for s in grid if s.get("qe_alpha", 0.0) == power]
         if not dba:
             # loop form: for n in ns: q' = alpha_query_expansion(q, X_db, n, power); every n at once, as one
             # batched product: q + (w_1 .. w_n, 0 ..) @ (x_1 .. x_n_max)
@@ -179,8 +178,6 @@ def _expansion_grid(X_q: np.ndarray, X_db: np.ndarray, gnd: list[GroundTruth], h
                 keep = others & (np.cumsum(others, axis=1) <= n)
                 X_d = rerank.expand(X_db, X_db, ids[:, :n + 1], w[:, :n + 1] * keep)
                 blocks.append(rerank.alpha_query_expansion(X_q, X_d, n, power) @ X_d.T)
-        if not how.startswith("alpha"):
-            break
     maps = _maps(np.concatenate(blocks), gnd, len(grid))
     order = sorted(grid, key=lambda s: (s.get("qe_alpha", 0.0), s["n"]))      # the order the blocks were made in
     return {tuple(s[name] for name in names): float(m) for s, m in zip(order, maps)}
@@ -219,8 +216,10 @@ def choose_on_training(X_train: np.ndarray, labels: np.ndarray, how: str) -> tup
     X_q, X_db, gnd = training_task(X_train, labels)
     names, grid = list(PAPER[how]), grid_of(how, len(X_db))
     as_is = task_map(X_q, X_db, gnd, None)
-    scores = (_diffusion_grid if how == "diffusion" else
-              lambda *a: _expansion_grid(*a[:3], how, a[3]))(X_q, X_db, gnd, grid)
+    if how == "diffusion":
+        scores = _diffusion_grid(X_q, X_db, gnd, grid)
+    else:
+        scores = _expansion_grid(X_q, X_db, gnd, how, grid)
     tried = [(s, as_is if _as_is(s) else scores[tuple(s[name] for name in names)]) for s in grid]
     best = max(range(len(tried)), key=lambda i: (tried[i][1], -i))
     return tried[best][0], tried
@@ -323,6 +322,12 @@ def choose(how: str, X_db: np.ndarray, X_train: np.ndarray | None = None, train_
                           f"best mAP {float(arrays['best']):.3f}, {float(arrays['as_is']):.3f} not re-ranked")
     return settings, (f"chosen from the database: {int(arrays['m'])} other views per image "
                       "(where k-reciprocal neighbours peak)")
+
+
+def describe(settings: dict, chosen: str) -> str:
+    """One line for the settings of a re-ranking and how they were chosen, as ``evaluate``, ``search`` and the
+    explorer print it: ``"k=3 k_q=2 alpha=0.9 (chosen on the training split: ...)"``."""
+    return " ".join(f"{k}={v:g}" for k, v in settings.items()) + f" ({chosen})"
 
 
 def _as_setting(name: str, value) -> int | float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import load_data_script
 from coursekit.datasets import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,10 +19,7 @@ SHARED = REPO.parent / "shared" / "datasets"
 
 @pytest.fixture(scope="module")
 def mk():
-    spec = importlib.util.spec_from_file_location("make_ukbench", REPO / "data_scripts" / "make_ukbench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_data_script("make_ukbench")
 
 
 def _jpeg(path: Path, value: int) -> None:

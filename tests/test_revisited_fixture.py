@@ -4,13 +4,11 @@ through the real loader: a revisited-format folder made of the SMVS DVD covers b
 
 from __future__ import annotations
 
-import importlib.util
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from conftest import load_data_script
 from coursekit.datasets import load_dataset
 from coursekit.methods import METHODS, evaluate_method
 
@@ -21,10 +19,7 @@ pytestmark = pytest.mark.skipif(not SMVS.is_dir(), reason="../shared/datasets/sm
 
 @pytest.fixture(scope="module")
 def mk():
-    spec = importlib.util.spec_from_file_location("make_revisited", REPO / "data_scripts" / "make_revisited.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_data_script("make_revisited")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..datasets import Dataset
 from ..evaluation import evaluate, ranks_from_similarities
-from ..rerank_choice import PAPER
+from ..rerank_choice import PAPER, describe
 from ..timing import timed
 from ..whitening import fit_pca_whitening, fit_shrunk_whitening
 from .features import Retrieval
@@ -264,7 +264,7 @@ def evaluate_method(name: str, ds: Dataset, progress: bool = True, whiten: bool 
         if rerank is not None:
             first = evaluate(ranks_from_similarities(result.first_stage), ds)
             out.update({f"first_{k}": round(v, 4) for k, v in first.items()})
-            out["rerank_settings"] = " ".join(f"{k}={v:g}" for k, v in settings.items()) + f" ({chosen})"
+            out["rerank_settings"] = describe(settings, chosen)
             out["rerank_seconds"] = round(rerank_seconds, 3)
             out["rerank_choice_seconds"] = round(choice_seconds, 3)
     else:
